@@ -1,0 +1,7 @@
+//! Capture: where packets come from. The capture thread owns the `pcap::Capture` and hands
+//! packets to analysis in recycled [`batch::PacketBatch`]es (GUIDE §1).
+
+pub mod batch;
+pub mod file;
+
+pub use batch::{Linktype, PacketBatch, PacketMeta};

@@ -1,0 +1,557 @@
+//! Decode: from captured bytes to the few header fields flow tracking needs.
+//!
+//! Link layers are stripped in [`link`]; IP (with IPv4 options, IPv6 extension headers and
+//! fragments) and the transport headers are read with `etherparse`'s slices. Nothing here
+//! allocates, and nothing panics on any input: what cannot be decoded is reported as an
+//! [`Undecodable`] reason and counted by the caller.
+
+pub mod checksum;
+pub mod link;
+
+use etherparse::{IpNumber, LaxIpSlice, TcpSlice};
+
+use crate::time::Micros;
+use link::NetLayer;
+pub use link::Vlans;
+
+/// Why a packet could not be decoded into a flow observation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Undecodable {
+    UnsupportedLinktype,
+    TruncatedLink,
+    TooManyVlanTags,
+    Arp,
+    NonIp,
+    TruncatedIp,
+    BadIpHeader,
+    TruncatedTransport,
+    BadTransportHeader,
+    BadIpChecksum,
+}
+
+impl Undecodable {
+    pub const ALL: [Undecodable; 10] = [
+        Undecodable::UnsupportedLinktype,
+        Undecodable::TruncatedLink,
+        Undecodable::TooManyVlanTags,
+        Undecodable::Arp,
+        Undecodable::NonIp,
+        Undecodable::TruncatedIp,
+        Undecodable::BadIpHeader,
+        Undecodable::TruncatedTransport,
+        Undecodable::BadTransportHeader,
+        Undecodable::BadIpChecksum,
+    ];
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Stable machine name, used in the summary and in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Undecodable::UnsupportedLinktype => "unsupported_link_type",
+            Undecodable::TruncatedLink => "truncated_link_header",
+            Undecodable::TooManyVlanTags => "too_many_vlan_tags",
+            Undecodable::Arp => "arp",
+            Undecodable::NonIp => "non_ip",
+            Undecodable::TruncatedIp => "truncated_ip_header",
+            Undecodable::BadIpHeader => "bad_ip_header",
+            Undecodable::TruncatedTransport => "truncated_transport_header",
+            Undecodable::BadTransportHeader => "bad_transport_header",
+            Undecodable::BadIpChecksum => "bad_ip_checksum",
+        }
+    }
+}
+
+/// An IPv4 or IPv6 address in 16 bytes (IPv4 in the first four, `v6` false).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Addr {
+    pub bytes: [u8; 16],
+    pub v6: bool,
+}
+
+impl Addr {
+    pub fn v4(b: [u8; 4]) -> Addr {
+        let mut bytes = [0u8; 16];
+        bytes[..4].copy_from_slice(&b);
+        Addr { bytes, v6: false }
+    }
+
+    pub fn v6(b: [u8; 16]) -> Addr {
+        Addr { bytes: b, v6: true }
+    }
+
+    pub fn octets(&self) -> &[u8] {
+        if self.v6 {
+            &self.bytes
+        } else {
+            &self.bytes[..4]
+        }
+    }
+
+    pub fn to_ip(self) -> std::net::IpAddr {
+        if self.v6 {
+            std::net::IpAddr::from(self.bytes)
+        } else {
+            std::net::IpAddr::from([self.bytes[0], self.bytes[1], self.bytes[2], self.bytes[3]])
+        }
+    }
+
+    pub fn is_v4_broadcast(&self) -> bool {
+        !self.v6 && self.bytes[..4] == [255, 255, 255, 255]
+    }
+}
+
+/// TCP flag bits as in the header's 13th byte.
+pub mod tcp_flags {
+    pub const FIN: u8 = 0x01;
+    pub const SYN: u8 = 0x02;
+    pub const RST: u8 = 0x04;
+    pub const PSH: u8 = 0x08;
+    pub const ACK: u8 = 0x10;
+    pub const URG: u8 = 0x20;
+}
+
+/// The TCP header fields the state machine reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TcpSegment {
+    pub sport: u16,
+    pub dport: u16,
+    pub seq: u32,
+    pub ack: u32,
+    pub flags: u8,
+    pub window: u16,
+    /// Window scale option (SYN only), if present.
+    pub wscale: Option<u8>,
+    /// Payload bytes on the wire (from the IP length, not the captured length).
+    pub payload_len: u32,
+}
+
+impl TcpSegment {
+    pub fn syn(&self) -> bool {
+        self.flags & tcp_flags::SYN != 0
+    }
+    pub fn ack_flag(&self) -> bool {
+        self.flags & tcp_flags::ACK != 0
+    }
+    pub fn fin(&self) -> bool {
+        self.flags & tcp_flags::FIN != 0
+    }
+    pub fn rst(&self) -> bool {
+        self.flags & tcp_flags::RST != 0
+    }
+}
+
+/// The transport layer of a decoded packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    Tcp(TcpSegment),
+    Udp {
+        sport: u16,
+        dport: u16,
+        payload_len: u32,
+    },
+    Icmp {
+        v6: bool,
+        icmp_type: u8,
+        code: u8,
+        payload_len: u32,
+    },
+    /// Any other IP protocol: tracked by addresses and protocol number.
+    Other,
+    /// A non-first IP fragment: it carries no transport header, so it has no ports.
+    Fragment,
+}
+
+/// Result of checksum verification for a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ChecksumVerdict {
+    /// Not checked (checking is off, or the packet was cut by the snap length).
+    #[default]
+    Unchecked,
+    Good,
+    Bad,
+}
+
+/// One decoded packet: everything analysis needs, nothing borrowed.
+#[derive(Clone, Copy, Debug)]
+pub struct Decoded {
+    pub ts: Micros,
+    pub src: Addr,
+    pub dst: Addr,
+    pub ip_proto: u8,
+    /// IP-level length on the wire (header + payload), for `*_ip_bytes`.
+    pub ip_len: u32,
+    pub transport: Transport,
+    pub vlans: Vlans,
+    /// Transport checksum (TCP/UDP/ICMP) verdict.
+    pub l4_checksum: ChecksumVerdict,
+    /// True when the packet was cut by the snap length.
+    pub truncated: bool,
+}
+
+/// Options that change decoding.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DecodeOptions {
+    pub verify_checksums: bool,
+}
+
+/// Decodes one captured frame.
+pub fn decode(
+    linktype: i32,
+    frame: &[u8],
+    ts: Micros,
+    wire_len: u32,
+    opts: DecodeOptions,
+) -> Result<Decoded, Undecodable> {
+    let (net, ip_bytes, vlans) = link::strip(linktype, frame)?;
+    // How many bytes of the IP packet the wire had beyond what was captured.
+    let missing = wire_len.saturating_sub(frame.len() as u32);
+    let version = ip_bytes
+        .first()
+        .map(|b| b >> 4)
+        .ok_or(Undecodable::TruncatedIp)?;
+    match (net, version) {
+        (NetLayer::Ipv4 | NetLayer::IpAny, 4) | (NetLayer::Ipv6 | NetLayer::IpAny, 6) => {}
+        (NetLayer::IpAny, _) => return Err(Undecodable::NonIp),
+        _ => return Err(Undecodable::BadIpHeader),
+    }
+    decode_ip(ip_bytes, missing, ts, vlans, opts)
+}
+
+/// Decodes an IP packet (the part after the link layer). `missing` is how many bytes of the
+/// frame the snap length cut off.
+pub fn decode_ip(
+    ip_bytes: &[u8],
+    missing: u32,
+    ts: Micros,
+    vlans: Vlans,
+    opts: DecodeOptions,
+) -> Result<Decoded, Undecodable> {
+    let (ip, _ext_err) = LaxIpSlice::from_slice(ip_bytes).map_err(|e| match e {
+        etherparse::err::ip::LaxHeaderSliceError::Len(_) => Undecodable::TruncatedIp,
+        etherparse::err::ip::LaxHeaderSliceError::Content(_) => Undecodable::BadIpHeader,
+    })?;
+    let truncated = missing > 0;
+    let (src, dst, ip_len, first_fragment, proto_checksum_ok) = match &ip {
+        LaxIpSlice::Ipv4(v4) => {
+            let h = v4.header();
+            let total = u32::from(h.total_len());
+            // A zero or too-small total length happens with segmentation offload; then the
+            // captured bytes are all we know.
+            let ip_len = if total >= u32::from(h.ihl()) * 4 {
+                total
+            } else {
+                ip_bytes.len() as u32 + missing
+            };
+            if opts.verify_checksums && !truncated && !checksum::valid(0, h.slice()) {
+                return Err(Undecodable::BadIpChecksum);
+            }
+            let first = h.fragments_offset().value() == 0;
+            (
+                Addr::v4(h.source()),
+                Addr::v4(h.destination()),
+                ip_len,
+                first,
+                true,
+            )
+        }
+        LaxIpSlice::Ipv6(v6) => {
+            let h = v6.header();
+            let pl = u32::from(h.payload_length());
+            let ip_len = if pl > 0 {
+                40 + pl
+            } else {
+                ip_bytes.len() as u32 + missing
+            };
+            let mut first = true;
+            for ext in v6.extensions().clone().into_iter() {
+                if let etherparse::Ipv6ExtensionSlice::Fragment(f) = ext {
+                    if f.fragment_offset().value() != 0 {
+                        first = false;
+                    }
+                }
+            }
+            (
+                Addr::v6(h.source()),
+                Addr::v6(h.destination()),
+                ip_len,
+                first,
+                true,
+            )
+        }
+    };
+    let _ = proto_checksum_ok;
+    let payload = ip.payload();
+    let ip_proto = payload.ip_number.0;
+    // Bytes of transport data on the wire: the IP length minus everything before the payload.
+    let header_bytes =
+        (payload.payload.as_ptr() as usize).saturating_sub(ip_bytes.as_ptr() as usize) as u32;
+    let l4_wire_len = ip_len.saturating_sub(header_bytes);
+    let complete = !truncated && !payload.incomplete;
+
+    let mut d = Decoded {
+        ts,
+        src,
+        dst,
+        ip_proto,
+        ip_len,
+        transport: Transport::Other,
+        vlans,
+        l4_checksum: ChecksumVerdict::Unchecked,
+        truncated,
+    };
+    if payload.fragmented && !first_fragment {
+        d.transport = Transport::Fragment;
+        return Ok(d);
+    }
+    // Checksums of a fragment's transport header cover the reassembled datagram: not checked.
+    let verify = opts.verify_checksums && complete && !payload.fragmented;
+    let seg = payload.payload;
+    let pseudo = |len: u32| checksum::pseudo_header(src.octets(), dst.octets(), ip_proto, len);
+    match payload.ip_number {
+        IpNumber::TCP => {
+            let tcp = TcpSlice::from_slice(seg).map_err(|e| match e {
+                etherparse::err::tcp::HeaderSliceError::Len(_) => Undecodable::TruncatedTransport,
+                etherparse::err::tcp::HeaderSliceError::Content(_) => {
+                    Undecodable::BadTransportHeader
+                }
+            })?;
+            let hdr_len = u32::from(tcp.data_offset()) * 4;
+            let flags = tcp.header_slice().get(13).copied().unwrap_or(0);
+            let wscale = if flags & tcp_flags::SYN != 0 {
+                window_scale(tcp.options())
+            } else {
+                None
+            };
+            d.transport = Transport::Tcp(TcpSegment {
+                sport: tcp.source_port(),
+                dport: tcp.destination_port(),
+                seq: tcp.sequence_number(),
+                ack: tcp.acknowledgment_number(),
+                flags,
+                window: tcp.window_size(),
+                wscale,
+                payload_len: l4_wire_len.saturating_sub(hdr_len),
+            });
+            if verify {
+                d.l4_checksum = verdict(checksum::valid(pseudo(seg.len() as u32), seg));
+            }
+        }
+        IpNumber::UDP => {
+            let udp = etherparse::UdpSlice::from_slice_lax(seg)
+                .map_err(|_| Undecodable::TruncatedTransport)?;
+            let ulen = u32::from(udp.length());
+            // Zeek takes the UDP length when it is plausible, else what IP says.
+            let payload_len = if ulen >= 8 && ulen <= l4_wire_len {
+                ulen - 8
+            } else {
+                l4_wire_len.saturating_sub(8)
+            };
+            d.transport = Transport::Udp {
+                sport: udp.source_port(),
+                dport: udp.destination_port(),
+                payload_len,
+            };
+            if verify && !(udp.checksum() == 0 && !src.v6) {
+                d.l4_checksum = verdict(checksum::valid(pseudo(seg.len() as u32), seg));
+            }
+        }
+        IpNumber::ICMP | IpNumber::IPV6_ICMP => {
+            let v6 = payload.ip_number == IpNumber::IPV6_ICMP;
+            let (&icmp_type, &code) = match (seg.first(), seg.get(1)) {
+                (Some(t), Some(c)) => (t, c),
+                _ => return Err(Undecodable::TruncatedTransport),
+            };
+            d.transport = Transport::Icmp {
+                v6,
+                icmp_type,
+                code,
+                payload_len: l4_wire_len.saturating_sub(8),
+            };
+            if verify {
+                let ok = if v6 {
+                    checksum::valid(pseudo(seg.len() as u32), seg)
+                } else {
+                    checksum::valid(0, seg)
+                };
+                d.l4_checksum = verdict(ok);
+            }
+        }
+        _ => {}
+    }
+    Ok(d)
+}
+
+fn verdict(ok: bool) -> ChecksumVerdict {
+    if ok {
+        ChecksumVerdict::Good
+    } else {
+        ChecksumVerdict::Bad
+    }
+}
+
+/// Reads the window-scale option (kind 3) from TCP options.
+fn window_scale(mut opts: &[u8]) -> Option<u8> {
+    while let Some(&kind) = opts.first() {
+        match kind {
+            0 => return None,
+            1 => opts = opts.get(1..)?,
+            _ => {
+                let len = usize::from(*opts.get(1)?);
+                if len < 2 {
+                    return None;
+                }
+                if kind == 3 && len >= 3 {
+                    return opts.get(2).copied();
+                }
+                opts = opts.get(len..)?;
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ipv4_tcp(flags: u8, payload: &[u8], total_len_extra: u16) -> Vec<u8> {
+        let total = (20 + 20 + payload.len()) as u16 + total_len_extra;
+        let mut p = vec![
+            0x45,
+            0,
+            (total >> 8) as u8,
+            total as u8,
+            0,
+            1,
+            0x40,
+            0,
+            64,
+            6,
+            0,
+            0,
+            10,
+            0,
+            0,
+            1,
+            10,
+            0,
+            0,
+            2,
+        ];
+        let s = checksum::fold(checksum::sum(0, &p));
+        let c = !s;
+        p[10] = (c >> 8) as u8;
+        p[11] = c as u8;
+        p.extend_from_slice(&[
+            0x30, 0x39, 0x00, 0x50, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0,
+        ]);
+        p.extend_from_slice(payload);
+        p
+    }
+
+    #[test]
+    fn tcp_over_raw_ip() {
+        let p = ipv4_tcp(tcp_flags::SYN, &[], 0);
+        let d = decode(
+            link::dlt::RAW,
+            &p,
+            Micros(5),
+            p.len() as u32,
+            DecodeOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(d.ip_len, 40);
+        match d.transport {
+            Transport::Tcp(t) => {
+                assert_eq!(
+                    (t.sport, t.dport, t.seq, t.flags, t.payload_len),
+                    (12345, 80, 1, tcp_flags::SYN, 0)
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn snaplen_cut_counts_wire_payload() {
+        let p = ipv4_tcp(tcp_flags::ACK, &[7u8; 1000], 0);
+        let cut = &p[..60];
+        let d = decode(
+            link::dlt::RAW,
+            cut,
+            Micros(0),
+            p.len() as u32,
+            DecodeOptions {
+                verify_checksums: true,
+            },
+        )
+        .unwrap();
+        assert!(d.truncated);
+        assert_eq!(d.ip_len, 1040);
+        assert_eq!(d.l4_checksum, ChecksumVerdict::Unchecked);
+        match d.transport {
+            Transport::Tcp(t) => assert_eq!(t.payload_len, 1000),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn bad_tcp_checksum_is_flagged_only_when_verifying() {
+        let p = ipv4_tcp(tcp_flags::SYN, &[], 0);
+        let on = DecodeOptions {
+            verify_checksums: true,
+        };
+        let d = decode(link::dlt::RAW, &p, Micros(0), p.len() as u32, on).unwrap();
+        assert_eq!(
+            d.l4_checksum,
+            ChecksumVerdict::Bad,
+            "checksum field is zero"
+        );
+        let d = decode(
+            link::dlt::RAW,
+            &p,
+            Micros(0),
+            p.len() as u32,
+            DecodeOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(d.l4_checksum, ChecksumVerdict::Unchecked);
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        let mut x: u32 = 12345;
+        for len in 0..200usize {
+            let mut buf = vec![0u8; len];
+            for b in buf.iter_mut() {
+                x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                *b = (x >> 16) as u8;
+            }
+            if len > 0 {
+                buf[0] = if len % 2 == 0 { 0x45 } else { 0x60 };
+            }
+            for lt in [0, 1, 101, 113, 228, 229, 276] {
+                let _ = decode(
+                    lt,
+                    &buf,
+                    Micros(0),
+                    len as u32 + 3,
+                    DecodeOptions {
+                        verify_checksums: true,
+                    },
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn window_scale_option() {
+        assert_eq!(window_scale(&[2, 4, 5, 0xb4, 1, 3, 3, 7]), Some(7));
+        assert_eq!(window_scale(&[1, 1, 0, 3, 3, 7]), None);
+        assert_eq!(window_scale(&[3]), None);
+        assert_eq!(window_scale(&[3, 0, 3]), None);
+    }
+}

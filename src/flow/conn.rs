@@ -1,0 +1,563 @@
+//! One connection: who is originator, what each side sent, its history, its timers, and the
+//! `conn_state` derived from it all (ZEEK-SEMANTICS §2).
+
+use super::history::{History, Once, Scaled};
+use super::key::{Endpoint, FlowKey, proto};
+use super::server_ports::is_likely_server_port;
+use super::tcp::{EndpointState, TcpConn};
+use crate::decode::{ChecksumVerdict, Decoded, Transport, Vlans};
+use crate::time::Micros;
+
+/// Timer settings, in packet time (ZEEK-SEMANTICS §6; Zeek's defaults).
+#[derive(Clone, Copy, Debug)]
+pub struct Timeouts {
+    pub tcp_attempt: Micros,
+    pub tcp_close: Micros,
+    pub tcp_session_timer: Micros,
+    pub tcp_linger: Micros,
+    pub tcp_syn_timeout: Micros,
+    pub tcp_inactivity: Micros,
+    /// Inactivity timeout for TCP on the interactive ports 21, 22, 23, 513 once established.
+    pub tcp_interactive_inactivity: Micros,
+    pub udp_inactivity: Micros,
+    pub icmp_inactivity: Micros,
+    pub other_inactivity: Micros,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            tcp_attempt: Micros::from_secs(5),
+            tcp_close: Micros::from_secs(5),
+            tcp_session_timer: Micros::from_secs(6),
+            tcp_linger: Micros::from_secs(5),
+            tcp_syn_timeout: Micros::from_secs(5),
+            tcp_inactivity: Micros::from_secs(300),
+            tcp_interactive_inactivity: Micros::from_secs(3600),
+            udp_inactivity: Micros::from_secs(60),
+            icmp_inactivity: Micros::from_secs(60),
+            other_inactivity: Micros::from_secs(60),
+        }
+    }
+}
+
+/// Why a connection record was written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EndReason {
+    /// Closed or reset, and the close delay passed.
+    Closed,
+    /// An unanswered SYN's attempt timer ran out.
+    Attempt,
+    /// No packets for the inactivity timeout (or a closed connection lingered).
+    Timeout,
+    /// A new SYN reused the 5-tuple.
+    Reused,
+    /// The input ended while the connection was open.
+    EndOfInput,
+    /// Evicted to keep the flow table within its limit.
+    Evicted,
+}
+
+impl EndReason {
+    pub fn name(self) -> &'static str {
+        match self {
+            EndReason::Closed => "closed",
+            EndReason::Attempt => "attempt",
+            EndReason::Timeout => "timeout",
+            EndReason::Reused => "reused",
+            EndReason::EndOfInput => "end_of_input",
+            EndReason::Evicted => "evicted",
+        }
+    }
+}
+
+/// Zeek's conn_state values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ConnState {
+    S0,
+    S1,
+    SF,
+    REJ,
+    S2,
+    S3,
+    RSTO,
+    RSTR,
+    RSTOS0,
+    RSTRH,
+    SH,
+    SHR,
+    OTH,
+}
+
+impl ConnState {
+    pub const ALL: [ConnState; 13] = [
+        ConnState::S0,
+        ConnState::S1,
+        ConnState::SF,
+        ConnState::REJ,
+        ConnState::S2,
+        ConnState::S3,
+        ConnState::RSTO,
+        ConnState::RSTR,
+        ConnState::RSTOS0,
+        ConnState::RSTRH,
+        ConnState::SH,
+        ConnState::SHR,
+        ConnState::OTH,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ConnState::S0 => "S0",
+            ConnState::S1 => "S1",
+            ConnState::SF => "SF",
+            ConnState::REJ => "REJ",
+            ConnState::S2 => "S2",
+            ConnState::S3 => "S3",
+            ConnState::RSTO => "RSTO",
+            ConnState::RSTR => "RSTR",
+            ConnState::RSTOS0 => "RSTOS0",
+            ConnState::RSTRH => "RSTRH",
+            ConnState::SH => "SH",
+            ConnState::SHR => "SHR",
+            ConnState::OTH => "OTH",
+        }
+    }
+
+    /// Zeek's one-line meaning (main.zeek L54-91).
+    pub fn meaning(self) -> &'static str {
+        match self {
+            ConnState::S0 => "attempt seen, no reply",
+            ConnState::S1 => "established, not terminated",
+            ConnState::SF => "normal establishment and termination",
+            ConnState::REJ => "attempt rejected",
+            ConnState::S2 => "established, originator closed, no reply",
+            ConnState::S3 => "established, responder closed, no reply",
+            ConnState::RSTO => "established, originator aborted (RST)",
+            ConnState::RSTR => "responder sent a RST",
+            ConnState::RSTOS0 => "originator sent SYN then RST, no SYN-ACK",
+            ConnState::RSTRH => "responder sent SYN-ACK then RST, no SYN seen",
+            ConnState::SH => "originator sent SYN then FIN, no SYN-ACK",
+            ConnState::SHR => "responder sent SYN-ACK then FIN, no SYN seen",
+            ConnState::OTH => "no SYN seen, midstream or other traffic",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// What one side of the connection sent (by side, which does not change on a flip).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Side {
+    pub endpoint: Endpoint,
+    pub pkts: u64,
+    pub ip_bytes: u64,
+    /// Payload bytes (UDP, ICMP); TCP uses sequence numbers instead.
+    pub payload_bytes: u64,
+    /// OR of the TCP flags this side sent.
+    pub tcp_flags: u8,
+    pub chk: Scaled,
+}
+
+/// Which transport a connection carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProtoState {
+    Tcp,
+    Udp,
+    Icmp,
+    Other,
+}
+
+/// Pending timers (absolute packet times) of a connection.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Timers {
+    pub attempt: Option<Micros>,
+    pub expire: Option<Micros>,
+    pub delete: Option<Micros>,
+    /// TCP: the handshake is over, so the TCP inactivity timeout applies.
+    pub use_tcp_inactivity: bool,
+    /// TCP on an interactive port: one hour.
+    pub interactive: bool,
+}
+
+/// One tracked connection.
+#[derive(Clone, Copy, Debug)]
+pub struct Connection {
+    pub flow_id: u64,
+    pub key: FlowKey,
+    /// Side 0 sent the first packet.
+    pub sides: [Side; 2],
+    orig: u8,
+    pub start: Micros,
+    /// Zeek's `last_time` (for TCP not advanced once both sides closed).
+    pub last_time: Micros,
+    /// Time of the last packet of any kind (for eviction).
+    pub last_seen: Micros,
+    pub history: History,
+    pub state: ProtoState,
+    /// TCP endpoint states (unused for other transports).
+    pub(crate) tcp: TcpConn,
+    pub timers: Timers,
+    pub vlans: Vlans,
+    pub(crate) cfg: Timeouts,
+    /// Heap bookkeeping: the time of this connection's live entry in the timer heap.
+    pub(crate) heap_at: Micros,
+}
+
+impl Connection {
+    /// Creates a connection for a packet from `src` to `dst`, deciding the originator the way
+    /// Zeek's `WantConnection` does (ZEEK-SEMANTICS §5).
+    pub fn new(
+        flow_id: u64,
+        key: FlowKey,
+        src: Endpoint,
+        dst: Endpoint,
+        d: &Decoded,
+        cfg: Timeouts,
+    ) -> Self {
+        let state = match key.proto {
+            proto::TCP => ProtoState::Tcp,
+            proto::UDP => ProtoState::Udp,
+            proto::ICMP | proto::ICMPV6 => ProtoState::Icmp,
+            _ => ProtoState::Other,
+        };
+        let mut c = Connection {
+            flow_id,
+            key,
+            sides: [
+                Side {
+                    endpoint: src,
+                    ..Side::default()
+                },
+                Side {
+                    endpoint: dst,
+                    ..Side::default()
+                },
+            ],
+            orig: 0,
+            start: d.ts,
+            last_time: d.ts,
+            last_seen: d.ts,
+            history: History::default(),
+            state,
+            tcp: TcpConn {
+                is_active: true,
+                ..TcpConn::default()
+            },
+            timers: Timers::default(),
+            vlans: d.vlans,
+            cfg,
+            heap_at: Micros::MAX,
+        };
+        if c.state == ProtoState::Tcp {
+            c.timers.expire = Some(d.ts.saturating_add(cfg.tcp_syn_timeout));
+        }
+        let flip = match d.transport {
+            Transport::Tcp(t) => {
+                let pure_syn = t.syn() && !t.ack_flag();
+                if pure_syn || !is_likely_server_port(proto::TCP, src.port) {
+                    false
+                } else if is_likely_server_port(proto::TCP, dst.port) {
+                    !t.syn() && src.port < dst.port
+                } else {
+                    true
+                }
+            }
+            Transport::Udp { .. } => {
+                is_likely_server_port(proto::UDP, src.port)
+                    && !is_likely_server_port(proto::UDP, dst.port)
+            }
+            _ => false,
+        };
+        if flip && !dst.addr.is_v4_broadcast() {
+            c.flip_roles();
+        }
+        c
+    }
+
+    /// The side (0 or 1) that is the originator now.
+    pub fn orig_side(&self) -> usize {
+        usize::from(self.orig)
+    }
+
+    /// Zeek's `Connection::FlipRoles`: swap originator and responder, append `^`.
+    pub fn flip_roles(&mut self) {
+        self.orig ^= 1;
+        self.history.push_raw(b'^');
+    }
+
+    pub(crate) fn tcp(&self) -> &TcpConn {
+        &self.tcp
+    }
+
+    pub(crate) fn tcp_mut(&mut self) -> &mut TcpConn {
+        &mut self.tcp
+    }
+
+    pub(crate) fn cfg_close_delay(&self) -> Micros {
+        self.cfg.tcp_close
+    }
+    pub(crate) fn cfg_session_timer(&self) -> Micros {
+        self.cfg.tcp_session_timer
+    }
+    pub(crate) fn cfg_linger(&self) -> Micros {
+        self.cfg.tcp_linger
+    }
+
+    /// Which side sent a packet from `src`.
+    pub fn side_of(&self, src: &Endpoint) -> usize {
+        if self.sides[0].endpoint == *src { 0 } else { 1 }
+    }
+
+    /// Applies one packet from `side`.
+    pub fn packet(&mut self, side: usize, d: &Decoded) {
+        let side = side & 1;
+        self.last_seen = self.last_seen.max(d.ts);
+        if d.l4_checksum == ChecksumVerdict::Bad {
+            // Zeek skips such packets after the connection exists: they only leave C/c.
+            match self.state {
+                ProtoState::Tcp => self.tcp_checksum_error(side),
+                ProtoState::Udp => {
+                    let from_orig = side == self.orig_side();
+                    let mut c = self.sides[side].chk;
+                    c.hit(&mut self.history, b'C', from_orig);
+                    self.sides[side].chk = c;
+                }
+                _ => {}
+            }
+            return;
+        }
+        let s = &mut self.sides[side];
+        s.pkts += 1;
+        s.ip_bytes += u64::from(d.ip_len);
+        match d.transport {
+            Transport::Tcp(seg) => {
+                s.tcp_flags |= seg.flags;
+                let fx = self.tcp_segment(side, &seg, d.ts);
+                if fx.arm_attempt {
+                    self.timers.attempt = Some(d.ts.saturating_add(self.cfg.tcp_attempt));
+                }
+                if !self.timers.interactive {
+                    let (o, r) = self.tcp_states();
+                    if o == EndpointState::Established && r == EndpointState::Established {
+                        let rp = self.resp().port;
+                        let op = self.orig_ep().port;
+                        let interactive = |p: u16| matches!(p, 21 | 22 | 23 | 513);
+                        if interactive(rp)
+                            || (!is_likely_server_port(proto::TCP, rp) && interactive(op))
+                        {
+                            self.timers.interactive = true;
+                        }
+                    }
+                }
+            }
+            Transport::Udp { payload_len, .. } => {
+                s.payload_bytes += u64::from(payload_len);
+                self.last_time = self.last_time.max(d.ts);
+                let from_orig = side == self.orig_side();
+                self.history.check(Once::Data, b'D', from_orig);
+            }
+            Transport::Icmp { payload_len, .. } => {
+                s.payload_bytes += u64::from(payload_len);
+                self.last_time = self.last_time.max(d.ts);
+            }
+            Transport::Other | Transport::Fragment => {
+                s.payload_bytes += u64::from(d.ip_len);
+                self.last_time = self.last_time.max(d.ts);
+            }
+        }
+    }
+
+    pub fn orig_ep(&self) -> Endpoint {
+        self.sides[self.orig_side()].endpoint
+    }
+
+    pub fn resp(&self) -> Endpoint {
+        self.sides[self.orig_side() ^ 1].endpoint
+    }
+
+    pub fn orig_side_info(&self) -> &Side {
+        &self.sides[self.orig_side()]
+    }
+
+    pub fn resp_side_info(&self) -> &Side {
+        &self.sides[self.orig_side() ^ 1]
+    }
+
+    /// The inactivity timeout that applies now.
+    pub fn inactivity_timeout(&self) -> Micros {
+        match self.state {
+            ProtoState::Tcp => {
+                if self.timers.interactive {
+                    self.cfg.tcp_interactive_inactivity
+                } else if self.timers.use_tcp_inactivity {
+                    self.cfg.tcp_inactivity
+                } else {
+                    // Zeek starts TCP with the UDP timeout until the handshake is over.
+                    self.cfg.udp_inactivity
+                }
+            }
+            ProtoState::Udp => self.cfg.udp_inactivity,
+            ProtoState::Icmp => self.cfg.icmp_inactivity,
+            ProtoState::Other => self.cfg.other_inactivity,
+        }
+    }
+
+    /// The earliest time at which a timer of this connection must be looked at.
+    pub fn next_due(&self) -> Micros {
+        let inactivity = self.inactivity_timeout();
+        let mut due = if inactivity.0 > 0 {
+            self.last_time.saturating_add(inactivity)
+        } else {
+            Micros::MAX
+        };
+        for t in [self.timers.attempt, self.timers.expire, self.timers.delete]
+            .into_iter()
+            .flatten()
+        {
+            due = due.min(t);
+        }
+        due
+    }
+
+    /// Runs the timers due at `now`. Returns why the connection ends, if it does.
+    pub fn fire_timers(&mut self, now: Micros) -> Option<EndReason> {
+        if let Some(t) = self.timers.delete {
+            if t <= now {
+                return Some(EndReason::Closed);
+            }
+        }
+        if let Some(t) = self.timers.attempt {
+            if t <= now {
+                self.timers.attempt = None;
+                if self.tcp_attempt_expired() {
+                    return Some(EndReason::Attempt);
+                }
+            }
+        }
+        if let Some(t) = self.timers.expire {
+            if t <= now {
+                if self.tcp_expire_due(now) {
+                    return Some(EndReason::Timeout);
+                }
+                self.timers.expire = if self.tcp().is_active {
+                    Some(now.saturating_add(self.cfg.tcp_session_timer))
+                } else {
+                    None
+                };
+            }
+        }
+        let inactivity = self.inactivity_timeout();
+        if inactivity.0 > 0 && self.last_time.saturating_add(inactivity) <= now {
+            return Some(EndReason::Timeout);
+        }
+        None
+    }
+
+    /// Zeek's `conn_state()` (main.zeek L184-242).
+    pub fn conn_state(&self) -> ConnState {
+        match self.state {
+            ProtoState::Tcp => {
+                use EndpointState::*;
+                let (os, rs) = self.tcp_states();
+                let o_inactive = os.is_inactive_for_state();
+                let r_inactive = rs.is_inactive_for_state();
+                if rs == Reset {
+                    let (ob, rb) = self.tcp_sizes();
+                    if matches!(os, SynSent | SynAckSent) || (os == Reset && ob == 0 && rb == 0) {
+                        ConnState::REJ
+                    } else if o_inactive {
+                        ConnState::RSTRH
+                    } else {
+                        ConnState::RSTR
+                    }
+                } else if os == Reset {
+                    if r_inactive {
+                        if history_is_syn_then_rst(self.history.as_str()) {
+                            ConnState::RSTOS0
+                        } else {
+                            ConnState::OTH
+                        }
+                    } else {
+                        ConnState::RSTO
+                    }
+                } else if rs == Closed && os == Closed {
+                    ConnState::SF
+                } else if os == Closed {
+                    if r_inactive {
+                        ConnState::SH
+                    } else {
+                        ConnState::S2
+                    }
+                } else if rs == Closed {
+                    if o_inactive {
+                        ConnState::SHR
+                    } else {
+                        ConnState::S3
+                    }
+                } else if os == SynSent && rs == Inactive {
+                    ConnState::S0
+                } else if os == Established && rs == Established {
+                    ConnState::S1
+                } else {
+                    ConnState::OTH
+                }
+            }
+            ProtoState::Udp => {
+                let o = self.orig_side_info().pkts > 0;
+                let r = self.resp_side_info().pkts > 0;
+                match (o, r) {
+                    (true, true) => ConnState::SF,
+                    (true, false) => ConnState::S0,
+                    (false, true) => ConnState::SHR,
+                    (false, false) => ConnState::OTH,
+                }
+            }
+            ProtoState::Icmp | ProtoState::Other => ConnState::OTH,
+        }
+    }
+
+    /// (orig_bytes, resp_bytes) as Zeek reports them.
+    pub fn byte_counts(&self) -> (u64, u64) {
+        match self.state {
+            ProtoState::Tcp => self.tcp_sizes(),
+            _ => (
+                self.orig_side_info().payload_bytes,
+                self.resp_side_info().payload_bytes,
+            ),
+        }
+    }
+}
+
+/// Zeek's `/\^?S[^HAFGIQ]*R.*/` test on the history, for RSTOS0.
+fn history_is_syn_then_rst(h: &str) -> bool {
+    let b = h.strip_prefix('^').unwrap_or(h);
+    let Some(rest) = b.strip_prefix('S') else {
+        return false;
+    };
+    for c in rest.chars() {
+        match c {
+            'R' => return true,
+            'H' | 'A' | 'F' | 'G' | 'I' | 'Q' => return false,
+            _ => {}
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rstos0_history_pattern() {
+        assert!(history_is_syn_then_rst("SR"));
+        assert!(history_is_syn_then_rst("SaR"));
+        assert!(history_is_syn_then_rst("^SR"));
+        assert!(!history_is_syn_then_rst("SaFR"));
+        assert!(!history_is_syn_then_rst("R"));
+        assert!(!history_is_syn_then_rst("SA"));
+    }
+}

@@ -1,0 +1,13 @@
+//! Flow tracking: keys, the per-connection TCP state machine and history, timers, records.
+
+pub mod conn;
+pub mod history;
+pub mod key;
+pub mod record;
+pub mod server_ports;
+pub mod table;
+pub mod tcp;
+
+pub use conn::{ConnState, Connection, EndReason, Timeouts};
+pub use record::{ConnRecord, Handshake};
+pub use table::{FlowStats, FlowTable, TableConfig};

@@ -1,0 +1,114 @@
+//! The connection record a flow yields when it ends: plain data, ready for any output format.
+
+use super::conn::{ConnState, Connection, EndReason, ProtoState};
+use super::history::History;
+use super::key::Endpoint;
+use crate::decode::Vlans;
+use crate::time::Micros;
+
+/// What the TCP handshake showed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Handshake {
+    /// Not TCP, or no SYN from the originator.
+    None,
+    /// SYN, SYN-ACK and the originator's ACK.
+    Completed,
+    /// SYN and SYN-ACK, but no ACK (e.g. half-open scan probes).
+    HalfOpen,
+    /// SYN answered by RST.
+    Rejected,
+    /// SYN with no answer.
+    Unanswered,
+}
+
+impl Handshake {
+    pub fn name(self) -> &'static str {
+        match self {
+            Handshake::None => "none",
+            Handshake::Completed => "completed",
+            Handshake::HalfOpen => "half_open",
+            Handshake::Rejected => "rejected",
+            Handshake::Unanswered => "unanswered",
+        }
+    }
+}
+
+/// One finished connection.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnRecord {
+    pub flow_id: u64,
+    pub ip_proto: u8,
+    pub orig: Endpoint,
+    pub resp: Endpoint,
+    pub start: Micros,
+    pub end: Micros,
+    pub conn_state: ConnState,
+    pub history: History,
+    pub orig_pkts: u64,
+    pub resp_pkts: u64,
+    pub orig_bytes: u64,
+    pub resp_bytes: u64,
+    pub orig_ip_bytes: u64,
+    pub resp_ip_bytes: u64,
+    pub missed_bytes: u64,
+    pub orig_tcp_flags: u8,
+    pub resp_tcp_flags: u8,
+    pub reason: EndReason,
+    pub handshake: Handshake,
+    pub syn_synack_us: Option<u64>,
+    pub synack_ack_us: Option<u64>,
+    pub vlans: Vlans,
+}
+
+impl ConnRecord {
+    pub fn from_conn(c: &Connection, reason: EndReason) -> ConnRecord {
+        let o = c.orig_side_info();
+        let r = c.resp_side_info();
+        let (orig_bytes, resp_bytes) = c.byte_counts();
+        let conn_state = c.conn_state();
+        let t = c.tcp();
+        let us = |a: Option<Micros>, b: Option<Micros>| match (a, b) {
+            (Some(a), Some(b)) if b >= a => Some((b.0 - a.0) as u64),
+            _ => None,
+        };
+        let handshake = if c.state != ProtoState::Tcp || t.syn_ts.is_none() {
+            Handshake::None
+        } else if t.ack_ts.is_some() {
+            Handshake::Completed
+        } else if t.synack_ts.is_some() {
+            Handshake::HalfOpen
+        } else if conn_state == ConnState::REJ {
+            Handshake::Rejected
+        } else {
+            Handshake::Unanswered
+        };
+        ConnRecord {
+            flow_id: c.flow_id,
+            ip_proto: c.key.proto,
+            orig: o.endpoint,
+            resp: r.endpoint,
+            start: c.start,
+            end: c.last_time,
+            conn_state,
+            history: c.history,
+            orig_pkts: o.pkts,
+            resp_pkts: r.pkts,
+            orig_bytes,
+            resp_bytes,
+            orig_ip_bytes: o.ip_bytes,
+            resp_ip_bytes: r.ip_bytes,
+            missed_bytes: 0,
+            orig_tcp_flags: o.tcp_flags,
+            resp_tcp_flags: r.tcp_flags,
+            reason,
+            handshake,
+            syn_synack_us: us(t.syn_ts, t.synack_ts),
+            synack_ack_us: us(t.synack_ts, t.ack_ts),
+            vlans: c.vlans,
+        }
+    }
+
+    pub fn duration(&self) -> Micros {
+        self.end.saturating_sub(self.start)
+    }
+}

@@ -1,0 +1,48 @@
+//! Output: connection records as JSON lines or a Zeek conn.log, and the run summary.
+
+pub mod json;
+pub mod summary;
+pub mod writer;
+pub mod zeek;
+
+use crate::flow::key::proto;
+
+/// How connection records are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ConnFormat {
+    /// One EVE-like JSON object per line.
+    Json,
+    /// Zeek's tab-separated conn.log.
+    Zeek,
+}
+
+/// The protocol name used in JSON (`proto`).
+pub fn proto_name(p: u8) -> Option<&'static str> {
+    match p {
+        proto::TCP => Some("TCP"),
+        proto::UDP => Some("UDP"),
+        proto::ICMP => Some("ICMP"),
+        proto::ICMPV6 => Some("IPv6-ICMP"),
+        _ => None,
+    }
+}
+
+/// A Zeek-style uid (`C` + base62) derived from the flow id; stable within a run.
+pub fn uid(flow_id: u64) -> String {
+    const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    // Mix the id so consecutive flows do not get look-alike uids (splitmix64 finaliser).
+    let mut x = flow_id.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^= x >> 31;
+    let mut s = String::with_capacity(18);
+    s.push('C');
+    for _ in 0..17 {
+        s.push(char::from(ALPHABET[(x % 62) as usize]));
+        x /= 62;
+        if x == 0 {
+            x = flow_id.rotate_left(17) | 1;
+        }
+    }
+    s
+}

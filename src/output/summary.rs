@@ -1,0 +1,184 @@
+//! The run summary: what was read, what could not be decoded and why, and what the
+//! connections showed.
+
+use std::fmt::Write as _;
+
+use hdrhistogram::Histogram;
+
+use crate::capture::file::SourceReport;
+use crate::decode::Undecodable;
+use crate::flow::key::proto;
+use crate::flow::{ConnRecord, ConnState, FlowStats, Handshake};
+
+/// Counters gathered during a run.
+pub struct Summary {
+    pub packets: u64,
+    pub wire_bytes: u64,
+    pub decoded: u64,
+    pub undecodable: [u64; Undecodable::ALL.len()],
+    pub bad_l4_checksums: u64,
+    pub truncated_packets: u64,
+    pub conns: u64,
+    pub by_proto: [u64; 4], // tcp, udp, icmp, other
+    pub by_state: [u64; ConnState::ALL.len()],
+    pub completed: u64,
+    pub half_open: u64,
+    pub rejected: u64,
+    pub unanswered: u64,
+    pub syn_synack: Histogram<u64>,
+    pub synack_ack: Histogram<u64>,
+    pub flow_stats: FlowStats,
+    pub sources: Vec<SourceReport>,
+}
+
+fn histogram() -> Histogram<u64> {
+    // 1 µs .. 1 hour at 3 significant digits, auto-resizing past that.
+    let mut h = Histogram::new_with_bounds(1, 3_600_000_000, 3)
+        .expect("constant histogram bounds are valid");
+    h.auto(true);
+    h
+}
+
+impl Default for Summary {
+    fn default() -> Self {
+        Summary {
+            packets: 0,
+            wire_bytes: 0,
+            decoded: 0,
+            undecodable: [0; Undecodable::ALL.len()],
+            bad_l4_checksums: 0,
+            truncated_packets: 0,
+            conns: 0,
+            by_proto: [0; 4],
+            by_state: [0; ConnState::ALL.len()],
+            completed: 0,
+            half_open: 0,
+            rejected: 0,
+            unanswered: 0,
+            syn_synack: histogram(),
+            synack_ack: histogram(),
+            flow_stats: FlowStats::default(),
+            sources: Vec::new(),
+        }
+    }
+}
+
+impl Summary {
+    pub fn undecodable_total(&self) -> u64 {
+        self.undecodable.iter().sum()
+    }
+
+    /// Accounts one finished connection.
+    pub fn record(&mut self, r: &ConnRecord) {
+        self.conns += 1;
+        let p = match r.ip_proto {
+            proto::TCP => 0,
+            proto::UDP => 1,
+            proto::ICMP | proto::ICMPV6 => 2,
+            _ => 3,
+        };
+        self.by_proto[p] += 1;
+        self.by_state[r.conn_state.index()] += 1;
+        match r.handshake {
+            Handshake::Completed => self.completed += 1,
+            Handshake::HalfOpen => self.half_open += 1,
+            Handshake::Rejected => self.rejected += 1,
+            Handshake::Unanswered => self.unanswered += 1,
+            Handshake::None => {}
+        }
+        if let Some(us) = r.syn_synack_us {
+            let _ = self.syn_synack.record(us.max(1));
+        }
+        if let Some(us) = r.synack_ack_us {
+            let _ = self.synack_ack.record(us.max(1));
+        }
+    }
+
+    /// The human summary.
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        let files = self.sources.len();
+        let _ = writeln!(s, "synwatch summary");
+        let _ = writeln!(
+            s,
+            "  input        {} file{}, {} packets, {} bytes on the wire",
+            files,
+            if files == 1 { "" } else { "s" },
+            self.packets,
+            self.wire_bytes
+        );
+        for src in &self.sources {
+            if let Some(msg) = src.describe() {
+                let _ = writeln!(s, "  read error   {msg}");
+            }
+        }
+        let _ = writeln!(
+            s,
+            "  decoded      {} packets ({} undecodable, {} cut by the snap length)",
+            self.decoded,
+            self.undecodable_total(),
+            self.truncated_packets
+        );
+        for r in Undecodable::ALL {
+            let n = self.undecodable[r.index()];
+            if n > 0 {
+                let _ = writeln!(s, "    {:<28} {n}", r.name());
+            }
+        }
+        if self.bad_l4_checksums > 0 {
+            let _ = writeln!(
+                s,
+                "  checksums    {} packets with a bad TCP/UDP/ICMP checksum skipped",
+                self.bad_l4_checksums
+            );
+        }
+        if self.flow_stats.non_first_fragments > 0 {
+            let _ = writeln!(
+                s,
+                "  fragments    {} non-first IP fragments (no ports; not tracked)",
+                self.flow_stats.non_first_fragments
+            );
+        }
+        let _ = writeln!(
+            s,
+            "  connections  {} (tcp {}, udp {}, icmp {}, other {})",
+            self.conns, self.by_proto[0], self.by_proto[1], self.by_proto[2], self.by_proto[3]
+        );
+        for st in ConnState::ALL {
+            let n = self.by_state[st.index()];
+            if n > 0 {
+                let _ = writeln!(s, "    {:<7} {:>8}  {}", st.name(), n, st.meaning());
+            }
+        }
+        let _ = writeln!(
+            s,
+            "  handshakes   {} completed, {} half-open (SYN-ACK, no ACK), {} rejected, {} unanswered",
+            self.completed, self.half_open, self.rejected, self.unanswered
+        );
+        for (name, h) in [
+            ("SYN→SYN-ACK", &self.syn_synack),
+            ("SYN-ACK→ACK", &self.synack_ack),
+        ] {
+            if h.len() > 0 {
+                let _ = writeln!(
+                    s,
+                    "  {:<12} p50 {} µs, p90 {} µs, p99 {} µs, max {} µs ({} handshakes)",
+                    name,
+                    h.value_at_quantile(0.5),
+                    h.value_at_quantile(0.9),
+                    h.value_at_quantile(0.99),
+                    h.max(),
+                    h.len()
+                );
+            }
+        }
+        if self.flow_stats.evicted > 0 {
+            let _ = writeln!(
+                s,
+                "  evicted      {} flows (flow table full; each still written)",
+                self.flow_stats.evicted
+            );
+        }
+        s
+    }
+}

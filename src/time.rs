@@ -1,0 +1,110 @@
+//! Packet time: microseconds since the Unix epoch, and its RFC 3339 rendering.
+//!
+//! Every timer in synwatch runs on packet time (GUIDE §1), so offline and live analysis of the
+//! same packets give the same verdicts.
+
+use std::fmt::Write;
+
+/// A capture timestamp in microseconds since 1970-01-01T00:00:00Z.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Micros(pub i64);
+
+impl Micros {
+    pub const ZERO: Micros = Micros(0);
+    pub const MAX: Micros = Micros(i64::MAX);
+
+    pub const fn from_secs(s: i64) -> Micros {
+        Micros(s.saturating_mul(1_000_000))
+    }
+
+    pub fn from_timeval(sec: i64, usec: i64) -> Micros {
+        Micros(sec.saturating_mul(1_000_000).saturating_add(usec))
+    }
+
+    pub fn saturating_add(self, d: Micros) -> Micros {
+        Micros(self.0.saturating_add(d.0))
+    }
+
+    pub fn saturating_sub(self, d: Micros) -> Micros {
+        Micros(self.0.saturating_sub(d.0))
+    }
+
+    /// Seconds as a float (for durations).
+    pub fn as_secs_f64(self) -> f64 {
+        self.0 as f64 / 1e6
+    }
+
+    /// Writes `YYYY-MM-DDTHH:MM:SS.ffffffZ` (RFC 3339, UTC, microseconds) into `out`.
+    pub fn write_rfc3339(self, out: &mut String) {
+        let secs = self.0.div_euclid(1_000_000);
+        let micros = self.0.rem_euclid(1_000_000);
+        let days = secs.div_euclid(86_400);
+        let sod = secs.rem_euclid(86_400);
+        let (y, m, d) = civil_from_days(days);
+        let _ = write!(
+            out,
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+            y,
+            m,
+            d,
+            sod / 3600,
+            (sod / 60) % 60,
+            sod % 60,
+            micros
+        );
+    }
+
+    pub fn to_rfc3339(self) -> String {
+        let mut s = String::with_capacity(27);
+        self.write_rfc3339(&mut s);
+        s
+    }
+
+    /// `1234567890.123456`, the form Zeek's `ts` column uses.
+    pub fn write_epoch(self, out: &mut String) {
+        let secs = self.0.div_euclid(1_000_000);
+        let micros = self.0.rem_euclid(1_000_000);
+        let _ = write!(out, "{secs}.{micros:06}");
+    }
+}
+
+/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar
+/// (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_known_values() {
+        assert_eq!(Micros(0).to_rfc3339(), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(
+            Micros::from_timeval(1_300_475_167, 96_535).to_rfc3339(),
+            "2011-03-18T19:06:07.096535Z"
+        );
+        assert_eq!(
+            Micros::from_timeval(951_782_400, 1).to_rfc3339(),
+            "2000-02-29T00:00:00.000001Z"
+        );
+        assert_eq!(Micros(-1).to_rfc3339(), "1969-12-31T23:59:59.999999Z");
+    }
+
+    #[test]
+    fn epoch_form() {
+        let mut s = String::new();
+        Micros::from_timeval(12, 5).write_epoch(&mut s);
+        assert_eq!(s, "12.000005");
+    }
+}
