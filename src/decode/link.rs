@@ -17,6 +17,10 @@ pub mod dlt {
     pub const IPV4: i32 = 228;
     pub const IPV6: i32 = 229;
     pub const LINUX_SLL2: i32 = 276;
+    pub const PPP: i32 = 9;
+    pub const FDDI: i32 = 10;
+    pub const PPP_SERIAL: i32 = 50;
+    pub const PPP_ETHER: i32 = 51;
 }
 
 pub mod ethertype {
@@ -26,6 +30,11 @@ pub mod ethertype {
     pub const IPV6: u16 = 0x86DD;
     pub const QINQ: u16 = 0x88A8;
     pub const QINQ_OLD: u16 = 0x9100;
+    pub const MPLS: u16 = 0x8847;
+    pub const MPLS_MULTICAST: u16 = 0x8848;
+    pub const PPPOE_SESSION: u16 = 0x8864;
+    pub const PBB: u16 = 0x88E7;
+    pub const VNTAG: u16 = 0x8926;
 }
 
 /// Up to two VLAN ids, outermost first (0 = none).
@@ -52,38 +61,34 @@ fn be16(b: &[u8], at: usize) -> Option<u16> {
 pub fn strip(linktype: i32, frame: &[u8]) -> Result<(NetLayer, &[u8], Vlans), Undecodable> {
     let mut vlans = Vlans::default();
     match linktype {
-        dlt::EN10MB => {
-            let mut et = be16(frame, 12).ok_or(Undecodable::TruncatedLink)?;
-            let mut off = 14;
-            let mut tags = 0;
-            while matches!(et, ethertype::VLAN | ethertype::QINQ | ethertype::QINQ_OLD) {
-                let tci = be16(frame, off).ok_or(Undecodable::TruncatedLink)?;
-                et = be16(frame, off + 2).ok_or(Undecodable::TruncatedLink)?;
-                match tags {
-                    0 => vlans.outer = tci & 0x0fff,
-                    1 => vlans.inner = tci & 0x0fff,
-                    _ => {}
-                }
-                tags += 1;
-                off += 4;
-                if tags > 8 {
-                    return Err(Undecodable::TooManyVlanTags);
-                }
-            }
-            let rest = frame.get(off..).ok_or(Undecodable::TruncatedLink)?;
-            Ok((ether_net(et)?, rest, vlans))
+        dlt::EN10MB => ethernet(frame, &mut vlans),
+        dlt::FDDI => {
+            // Frame control (1), destination (6), source (6), then LLC.
+            let rest = frame.get(13..).ok_or(Undecodable::TruncatedLink)?;
+            let (et, rest) = llc_snap(rest)?;
+            after_ethertype(et, rest, &mut vlans, 0)
+        }
+        dlt::PPP | dlt::PPP_SERIAL | dlt::PPP_ETHER => {
+            let rest = if dlt::PPP_ETHER == linktype {
+                // PPPoE without Ethernet: version/type, code, session id, length.
+                frame.get(6..).ok_or(Undecodable::TruncatedLink)?
+            } else {
+                frame
+            };
+            let (net, rest) = ppp(rest)?;
+            Ok((net, rest, vlans))
         }
         dlt::LINUX_SLL => {
             // 16 bytes: packet type, ARPHRD type, address length, address (8), protocol.
             let proto = be16(frame, 14).ok_or(Undecodable::TruncatedLink)?;
             let rest = frame.get(16..).ok_or(Undecodable::TruncatedLink)?;
-            Ok((ether_net(proto)?, rest, vlans))
+            after_ethertype(proto, rest, &mut vlans, 0)
         }
         dlt::LINUX_SLL2 => {
             // 20 bytes: protocol, reserved, ifindex, ARPHRD type, packet type, addr len, addr (8).
             let proto = be16(frame, 0).ok_or(Undecodable::TruncatedLink)?;
             let rest = frame.get(20..).ok_or(Undecodable::TruncatedLink)?;
-            Ok((ether_net(proto)?, rest, vlans))
+            after_ethertype(proto, rest, &mut vlans, 0)
         }
         dlt::RAW | dlt::RAW_BSD | dlt::RAW_OPENBSD => Ok((NetLayer::IpAny, frame, vlans)),
         dlt::IPV4 => Ok((NetLayer::Ipv4, frame, vlans)),
@@ -105,6 +110,108 @@ pub fn strip(linktype: i32, frame: &[u8]) -> Result<(NetLayer, &[u8], Vlans), Un
             Ok((net, frame.get(4..).unwrap_or(&[]), vlans))
         }
         _ => Err(Undecodable::UnsupportedLinktype),
+    }
+}
+
+/// Ethernet II (or 802.3 with LLC/SNAP) and whatever tags and shims follow.
+fn ethernet<'a>(
+    frame: &'a [u8],
+    vlans: &mut Vlans,
+) -> Result<(NetLayer, &'a [u8], Vlans), Undecodable> {
+    let et = be16(frame, 12).ok_or(Undecodable::TruncatedLink)?;
+    let rest = frame.get(14..).ok_or(Undecodable::TruncatedLink)?;
+    if et < 0x0600 {
+        // An 802.3 length field: LLC follows.
+        let (et, rest) = llc_snap(rest)?;
+        return after_ethertype(et, rest, vlans, 0);
+    }
+    after_ethertype(et, rest, vlans, 0)
+}
+
+/// LLC with a SNAP header carrying an EtherType (AA AA 03, OUI, type).
+fn llc_snap(b: &[u8]) -> Result<(u16, &[u8]), Undecodable> {
+    match b {
+        [0xaa, 0xaa, 0x03, _, _, _, t0, t1, rest @ ..] => {
+            Ok((u16::from_be_bytes([*t0, *t1]), rest))
+        }
+        [_, _, _, ..] => Err(Undecodable::NonIp),
+        _ => Err(Undecodable::TruncatedLink),
+    }
+}
+
+/// PPP protocol field (with or without the FF 03 address/control bytes, 1- or 2-byte protocol).
+fn ppp(b: &[u8]) -> Result<(NetLayer, &[u8]), Undecodable> {
+    let b = match b {
+        [0xff, 0x03, rest @ ..] => rest,
+        _ => b,
+    };
+    let (proto, rest) = match b {
+        [p, rest @ ..] if p & 1 == 1 => (u16::from(*p), rest),
+        [p0, p1, rest @ ..] => (u16::from_be_bytes([*p0, *p1]), rest),
+        _ => return Err(Undecodable::TruncatedLink),
+    };
+    match proto {
+        0x0021 => Ok((NetLayer::Ipv4, rest)),
+        0x0057 => Ok((NetLayer::Ipv6, rest)),
+        _ => Err(Undecodable::NonIp),
+    }
+}
+
+/// Follows an EtherType through VLAN tags, MPLS labels, PPPoE, PBB and VN-Tag to IP.
+fn after_ethertype<'a>(
+    mut et: u16,
+    mut rest: &'a [u8],
+    vlans: &mut Vlans,
+    mut depth: u32,
+) -> Result<(NetLayer, &'a [u8], Vlans), Undecodable> {
+    loop {
+        depth += 1;
+        if depth > 16 {
+            return Err(Undecodable::TooManyVlanTags);
+        }
+        match et {
+            ethertype::VLAN | ethertype::QINQ | ethertype::QINQ_OLD => {
+                let tci = be16(rest, 0).ok_or(Undecodable::TruncatedLink)?;
+                if vlans.outer == 0 {
+                    vlans.outer = tci & 0x0fff;
+                } else if vlans.inner == 0 {
+                    vlans.inner = tci & 0x0fff;
+                }
+                et = be16(rest, 2).ok_or(Undecodable::TruncatedLink)?;
+                rest = rest.get(4..).ok_or(Undecodable::TruncatedLink)?;
+            }
+            ethertype::VNTAG => {
+                et = be16(rest, 4).ok_or(Undecodable::TruncatedLink)?;
+                rest = rest.get(6..).ok_or(Undecodable::TruncatedLink)?;
+            }
+            ethertype::PBB => {
+                // I-TAG (4), then the customer's destination and source MACs and EtherType.
+                et = be16(rest, 16).ok_or(Undecodable::TruncatedLink)?;
+                rest = rest.get(18..).ok_or(Undecodable::TruncatedLink)?;
+            }
+            ethertype::MPLS | ethertype::MPLS_MULTICAST => {
+                // Labels until the bottom-of-stack bit, then IP (version nibble decides).
+                let mut off = 0;
+                loop {
+                    let b2 = *rest.get(off + 2).ok_or(Undecodable::TruncatedLink)?;
+                    off += 4;
+                    if b2 & 1 == 1 {
+                        break;
+                    }
+                    if off > 64 {
+                        return Err(Undecodable::TooManyVlanTags);
+                    }
+                }
+                let rest = rest.get(off..).ok_or(Undecodable::TruncatedLink)?;
+                return Ok((NetLayer::IpAny, rest, *vlans));
+            }
+            ethertype::PPPOE_SESSION => {
+                let body = rest.get(6..).ok_or(Undecodable::TruncatedLink)?;
+                let (net, body) = ppp(body)?;
+                return Ok((net, body, *vlans));
+            }
+            _ => return Ok((ether_net(et)?, rest, *vlans)),
+        }
     }
 }
 
@@ -140,6 +247,20 @@ mod tests {
     }
 
     #[test]
+    fn mpls_pppoe_and_llc_snap() {
+        let mut f = vec![0u8; 12];
+        f.extend_from_slice(&[0x88, 0x47, 0, 0, 0, 64, 0, 0, 1, 64, 0x45]);
+        assert_eq!(strip(dlt::EN10MB, &f).unwrap().0, NetLayer::IpAny);
+        let mut f = vec![0u8; 12];
+        f.extend_from_slice(&[0x88, 0x64, 0x11, 0, 0, 1, 0, 10, 0x00, 0x57, 0x60]);
+        let (net, rest, _) = strip(dlt::EN10MB, &f).unwrap();
+        assert_eq!((net, rest), (NetLayer::Ipv6, &[0x60u8][..]));
+        let mut f = vec![0x50u8; 13];
+        f.extend_from_slice(&[0xaa, 0xaa, 0x03, 0, 0, 0, 0x08, 0x00, 0x45]);
+        assert_eq!(strip(dlt::FDDI, &f).unwrap().0, NetLayer::Ipv4);
+    }
+
+    #[test]
     fn null_family_in_either_byte_order() {
         assert_eq!(
             strip(dlt::NULL, &[2, 0, 0, 0, 0x45]).unwrap().0,
@@ -157,7 +278,14 @@ mod tests {
 
     #[test]
     fn short_frames_are_errors_not_panics() {
-        for lt in [dlt::EN10MB, dlt::LINUX_SLL, dlt::LINUX_SLL2, dlt::NULL] {
+        for lt in [
+            dlt::EN10MB,
+            dlt::LINUX_SLL,
+            dlt::LINUX_SLL2,
+            dlt::NULL,
+            dlt::FDDI,
+            dlt::PPP,
+        ] {
             for n in 0..4 {
                 assert!(strip(lt, &vec![0x81; n]).is_err());
             }

@@ -162,6 +162,12 @@ pub enum Transport {
     Other,
     /// A non-first IP fragment: it carries no transport header, so it has no ports.
     Fragment,
+    /// A TCP header cut by the snap length after the ports: the connection exists, but the
+    /// segment cannot be analysed (Zeek creates the connection and counts nothing).
+    TcpHeaderCut {
+        sport: u16,
+        dport: u16,
+    },
 }
 
 /// Result of checksum verification for a packet.

@@ -315,6 +315,9 @@ impl Connection {
     pub fn packet(&mut self, side: usize, d: &Decoded) {
         let side = side & 1;
         self.last_seen = self.last_seen.max(d.ts);
+        if matches!(d.transport, Transport::TcpHeaderCut { .. }) {
+            return;
+        }
         if d.l4_checksum == ChecksumVerdict::Bad {
             // Zeek skips such packets after the connection exists: they only leave C/c.
             match self.state {

@@ -37,6 +37,7 @@ impl Directed {
     pub fn of(d: &Decoded) -> Option<Directed> {
         let (sport, dport) = match d.transport {
             Transport::Tcp(t) => (t.sport, t.dport),
+            Transport::TcpHeaderCut { sport, dport } => (sport, dport),
             Transport::Udp { sport, dport, .. } => (sport, dport),
             Transport::Icmp {
                 v6,
