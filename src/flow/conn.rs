@@ -366,7 +366,7 @@ impl Connection {
                 s.payload_bytes += u64::from(payload_len);
                 self.last_time = self.last_time.max(d.ts);
             }
-            Transport::Other | Transport::Fragment => {
+            Transport::Other | Transport::Fragment | Transport::TcpHeaderCut { .. } => {
                 s.payload_bytes += u64::from(d.ip_len);
                 self.last_time = self.last_time.max(d.ts);
             }
