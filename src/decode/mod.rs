@@ -318,12 +318,22 @@ pub fn decode_ip(
     let pseudo = |len: u32| checksum::pseudo_header(src.octets(), dst.octets(), ip_proto, len);
     match payload.ip_number {
         IpNumber::TCP => {
-            let tcp = TcpSlice::from_slice(seg).map_err(|e| match e {
-                etherparse::err::tcp::HeaderSliceError::Len(_) => Undecodable::TruncatedTransport,
-                etherparse::err::tcp::HeaderSliceError::Content(_) => {
-                    Undecodable::BadTransportHeader
+            let tcp = match TcpSlice::from_slice(seg) {
+                Ok(t) => t,
+                Err(etherparse::err::tcp::HeaderSliceError::Len(_)) => {
+                    if let [a, b, c, e, ..] = seg {
+                        d.transport = Transport::TcpHeaderCut {
+                            sport: u16::from_be_bytes([*a, *b]),
+                            dport: u16::from_be_bytes([*c, *e]),
+                        };
+                        return Ok(d);
+                    }
+                    return Err(Undecodable::TruncatedTransport);
                 }
-            })?;
+                Err(etherparse::err::tcp::HeaderSliceError::Content(_)) => {
+                    return Err(Undecodable::BadTransportHeader);
+                }
+            };
             let hdr_len = u32::from(tcp.data_offset()) * 4;
             let flags = tcp.header_slice().get(13).copied().unwrap_or(0);
             let wscale = if flags & tcp_flags::SYN != 0 {
