@@ -89,11 +89,9 @@ fn every_expected_connection_has_its_verdict() {
             }
             if row["proto"] != "icmp" {
                 for (what, col) in [("orig_bytes", "orig_bytes"), ("resp_bytes", "resp_bytes")] {
-                    if f[what].to_string() != row[col] {
-                        failures.push(format!(
-                            "{file}: {k}: {what} got {} want {}",
-                            f[what], row[col]
-                        ));
+                    let got = f[what].to_string();
+                    if got != row[col] {
+                        failures.push(format!("{file}: {k}: {what} got {got} want {}", row[col]));
                     }
                 }
             }

@@ -273,10 +273,10 @@ pub fn decode_ip(
             };
             let mut first = true;
             for ext in v6.extensions().clone().into_iter() {
-                if let etherparse::Ipv6ExtensionSlice::Fragment(f) = ext {
-                    if f.fragment_offset().value() != 0 {
-                        first = false;
-                    }
+                if let etherparse::Ipv6ExtensionSlice::Fragment(f) = ext
+                    && f.fragment_offset().value() != 0
+                {
+                    first = false;
                 }
             }
             (
@@ -370,7 +370,7 @@ pub fn decode_ip(
                 dport: udp.destination_port(),
                 payload_len,
             };
-            if verify && !(udp.checksum() == 0 && !src.v6) {
+            if verify && (src.v6 || udp.checksum() != 0) {
                 d.l4_checksum = verdict(checksum::valid(pseudo(seg.len() as u32), seg));
             }
         }

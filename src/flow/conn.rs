@@ -427,30 +427,24 @@ impl Connection {
 
     /// Runs the timers due at `now`. Returns why the connection ends, if it does.
     pub fn fire_timers(&mut self, now: Micros) -> Option<EndReason> {
-        if let Some(t) = self.timers.delete {
-            if t <= now {
-                return Some(EndReason::Closed);
+        if self.timers.delete.is_some_and(|t| t <= now) {
+            return Some(EndReason::Closed);
+        }
+        if self.timers.attempt.is_some_and(|t| t <= now) {
+            self.timers.attempt = None;
+            if self.tcp_attempt_expired() {
+                return Some(EndReason::Attempt);
             }
         }
-        if let Some(t) = self.timers.attempt {
-            if t <= now {
-                self.timers.attempt = None;
-                if self.tcp_attempt_expired() {
-                    return Some(EndReason::Attempt);
-                }
+        if self.timers.expire.is_some_and(|t| t <= now) {
+            if self.tcp_expire_due(now) {
+                return Some(EndReason::Timeout);
             }
-        }
-        if let Some(t) = self.timers.expire {
-            if t <= now {
-                if self.tcp_expire_due(now) {
-                    return Some(EndReason::Timeout);
-                }
-                self.timers.expire = if self.tcp().is_active {
-                    Some(now.saturating_add(self.cfg.tcp_session_timer))
-                } else {
-                    None
-                };
-            }
+            self.timers.expire = if self.tcp().is_active {
+                Some(now.saturating_add(self.cfg.tcp_session_timer))
+            } else {
+                None
+            };
         }
         let inactivity = self.inactivity_timeout();
         if inactivity.0 > 0 && self.last_time.saturating_add(inactivity) <= now {

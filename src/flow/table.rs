@@ -101,12 +101,12 @@ impl FlowTable {
             return;
         };
         let mut idx = self.map.get(&dir.key).copied();
-        if let (Some(i), Transport::Tcp(seg)) = (idx, d.transport) {
-            if self.slot(i).is_some_and(|s| s.conn.tcp_is_reuse(&seg)) {
-                self.stats.reused += 1;
-                self.remove(i, EndReason::Reused, emit);
-                idx = None;
-            }
+        if let (Some(i), Transport::Tcp(seg)) = (idx, d.transport)
+            && self.slot(i).is_some_and(|s| s.conn.tcp_is_reuse(&seg))
+        {
+            self.stats.reused += 1;
+            self.remove(i, EndReason::Reused, emit);
+            idx = None;
         }
         let i = match idx {
             Some(i) => i,

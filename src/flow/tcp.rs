@@ -138,9 +138,8 @@ impl TcpEndpoint {
         let ack = Self::full(self.ack_seq, self.ack_wraps);
         let top = last.max(ack);
         let mut size = top.saturating_sub(u64::from(self.start_seq));
-        if size != 0 {
-            size -= 1; // the SYN's octet
-        }
+        // The SYN's octet.
+        size = size.saturating_sub(1);
         if self.fin_cnt > 0 && size != 0 {
             size -= 1; // the FIN's octet
         }
@@ -238,8 +237,8 @@ impl Connection {
                 let p = self.ep(peer);
                 let (_rel_ack, underflow) = p.relative(seg.ack, p.ack_seq, p.ack_wraps);
                 let delta_ack = seq_delta(seg.ack, p.ack_seq);
-                if !underflow && !(seg.ack == 0 && delta_ack > TOO_LARGE_SEQ_DELTA) && delta_ack > 0
-                {
+                let broken_ack = seg.ack == 0 && delta_ack > TOO_LARGE_SEQ_DELTA;
+                if !underflow && !broken_ack && delta_ack > 0 {
                     self.ep_mut(peer).update_ack_seq(seg.ack);
                 }
             }

@@ -159,7 +159,7 @@ impl Summary {
             ("SYN→SYN-ACK", &self.syn_synack),
             ("SYN-ACK→ACK", &self.synack_ack),
         ] {
-            if h.len() > 0 {
+            if !h.is_empty() {
                 let _ = writeln!(
                     s,
                     "  {:<12} p50 {} µs, p90 {} µs, p99 {} µs, max {} µs ({} handshakes)",
