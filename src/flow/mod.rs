@@ -7,6 +7,8 @@ pub mod record;
 pub mod server_ports;
 pub mod table;
 pub mod tcp;
+#[cfg(test)]
+mod tests;
 
 pub use conn::{ConnState, Connection, EndReason, Timeouts};
 pub use record::{ConnRecord, Handshake};

@@ -1,0 +1,272 @@
+//! State machine tests on hand-built segments (not captures): one short packet sequence per
+//! conn_state and per history rule, checked against Zeek's definitions (ZEEK-SEMANTICS §2–§5).
+
+use super::conn::{ConnState, EndReason};
+use super::record::ConnRecord;
+use super::table::{FlowTable, TableConfig};
+use crate::decode::{Addr, ChecksumVerdict, Decoded, TcpSegment, Transport, Vlans, tcp_flags as F};
+use crate::time::Micros;
+
+const C: [u8; 4] = [10, 0, 0, 1];
+const S: [u8; 4] = [10, 0, 0, 2];
+
+/// A segment from `from` (C or S) at `ms` milliseconds.
+fn seg(ms: i64, from: [u8; 4], flags: u8, seq: u32, ack: u32, len: u32) -> Decoded {
+    let (src, dst, sport, dport) = if from == C {
+        (C, S, 40000, 8080)
+    } else {
+        (S, C, 8080, 40000)
+    };
+    Decoded {
+        ts: Micros(ms * 1000),
+        src: Addr::v4(src),
+        dst: Addr::v4(dst),
+        ip_proto: 6,
+        ip_len: 40 + len,
+        transport: Transport::Tcp(TcpSegment {
+            sport,
+            dport,
+            seq,
+            ack,
+            flags,
+            window: 1000,
+            wscale: None,
+            payload_len: len,
+        }),
+        vlans: Vlans::default(),
+        l4_checksum: ChecksumVerdict::Unchecked,
+        truncated: false,
+    }
+}
+
+fn run(pkts: &[Decoded]) -> Vec<ConnRecord> {
+    let mut t = FlowTable::new(TableConfig::default());
+    let mut out = Vec::new();
+    for p in pkts {
+        t.packet(p, &mut |r| out.push(r));
+    }
+    t.flush(EndReason::EndOfInput, &mut |r| out.push(r));
+    out
+}
+
+fn one(pkts: &[Decoded]) -> (ConnState, String) {
+    let r = run(pkts);
+    assert_eq!(r.len(), 1, "{r:?}");
+    (r[0].conn_state, r[0].history.as_str().to_string())
+}
+
+const SA: u8 = F::SYN | F::ACK;
+const A: u8 = F::ACK;
+const PA: u8 = F::PSH | F::ACK;
+const FA: u8 = F::FIN | F::ACK;
+const RA: u8 = F::RST | F::ACK;
+
+fn handshake() -> Vec<Decoded> {
+    vec![
+        seg(0, C, F::SYN, 100, 0, 0),
+        seg(1, S, SA, 500, 101, 0),
+        seg(2, C, A, 101, 501, 0),
+    ]
+}
+
+#[test]
+fn sf_normal_close_and_byte_counts() {
+    let mut p = handshake();
+    p.extend([
+        seg(3, C, PA, 101, 501, 10),
+        seg(4, S, PA, 501, 111, 20),
+        seg(5, C, FA, 111, 521, 0),
+        seg(6, S, FA, 521, 112, 0),
+        seg(7, C, A, 112, 522, 0),
+    ]);
+    let r = run(&p);
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].conn_state, ConnState::SF);
+    // No pure ACK from the server, so no `a`.
+    assert_eq!(r[0].history.as_str(), "ShADdFf");
+    assert_eq!((r[0].orig_bytes, r[0].resp_bytes), (10, 20));
+    assert_eq!(
+        (r[0].syn_synack_us, r[0].synack_ack_us),
+        (Some(1000), Some(1000))
+    );
+}
+
+#[test]
+fn s0_unanswered_and_split_by_the_attempt_timer() {
+    // SYN, retransmitted with the same ISN (no second S), then a new SYN 6 s later.
+    let p = [
+        seg(0, C, F::SYN, 100, 0, 0),
+        seg(1000, C, F::SYN, 100, 0, 0),
+        seg(7000, C, F::SYN, 100, 0, 0),
+    ];
+    let r = run(&p);
+    assert_eq!(r.len(), 2, "the attempt timer (5 s) ends the first record");
+    assert_eq!(
+        (r[0].conn_state, r[0].history.as_str(), r[0].orig_pkts),
+        (ConnState::S0, "S", 2)
+    );
+    assert_eq!(r[0].reason, EndReason::Attempt);
+    assert_eq!(r[1].conn_state, ConnState::S0);
+}
+
+#[test]
+fn rej_rsto_rstr_rstos0() {
+    assert_eq!(
+        one(&[seg(0, C, F::SYN, 1, 0, 0), seg(1, S, RA, 0, 2, 0)]),
+        (ConnState::REJ, "Sr".into())
+    );
+    let mut p = handshake();
+    p.push(seg(3, C, RA, 101, 501, 0));
+    assert_eq!(one(&p), (ConnState::RSTO, "ShAR".into()));
+    let mut p = handshake();
+    p.push(seg(3, S, RA, 501, 101, 0));
+    assert_eq!(one(&p), (ConnState::RSTR, "ShAr".into()));
+    assert_eq!(
+        one(&[seg(0, C, F::SYN, 1, 0, 0), seg(1, C, F::RST, 2, 0, 0)]),
+        (ConnState::RSTOS0, "SR".into())
+    );
+}
+
+#[test]
+fn half_open_scan_probe_is_rsto() {
+    // nmap -sS to an open port: SYN, SYN-ACK, RST from the scanner.
+    let (st, h) = one(&[
+        seg(0, C, F::SYN, 1, 0, 0),
+        seg(1, S, SA, 9, 2, 0),
+        seg(2, C, F::RST, 2, 0, 0),
+    ]);
+    assert_eq!((st, h.as_str()), (ConnState::RSTO, "ShR"));
+}
+
+#[test]
+fn s1_s2_s3_sh() {
+    assert_eq!(one(&handshake()).0, ConnState::S1);
+    let mut p = handshake();
+    p.push(seg(3, C, FA, 101, 501, 0));
+    assert_eq!(one(&p), (ConnState::S2, "ShAF".into()));
+    let mut p = handshake();
+    p.push(seg(3, S, FA, 501, 101, 0));
+    assert_eq!(one(&p), (ConnState::S3, "ShAf".into()));
+    assert_eq!(
+        one(&[seg(0, C, F::SYN, 1, 0, 0), seg(1, C, F::FIN, 2, 0, 0)]),
+        (ConnState::SH, "SF".into())
+    );
+}
+
+#[test]
+fn syn_ack_first_then_ack_flips_with_caret() {
+    // The capture missed the SYN; the SYN-ACK's sender is the responder after all.
+    let (st, h) = one(&[
+        seg(0, S, SA, 500, 101, 0),
+        seg(1, C, A, 101, 501, 0),
+        seg(2, C, PA, 101, 501, 5),
+    ]);
+    assert_eq!(h, "^hAD");
+    assert_eq!(st, ConnState::S1);
+    let r = run(&[seg(0, S, SA, 500, 101, 0), seg(1, C, A, 101, 501, 0)]);
+    assert_eq!(
+        r[0].orig.addr,
+        Addr::v4(C),
+        "originator is the client after the flip"
+    );
+}
+
+#[test]
+fn lone_syn_ack_answered_by_rst() {
+    // From a likely server port (8080) to a client port, Zeek flips at creation.
+    let r = run(&[seg(0, S, SA, 500, 101, 0), seg(1, C, F::RST, 101, 0, 0)]);
+    assert_eq!(r[0].history.as_str(), "^hR");
+    assert_eq!(r[0].orig.addr, Addr::v4(C));
+    // Between two unremarkable ports (backscatter, stealth scans) the SYN-ACK's sender stays
+    // the originator.
+    let mut a = seg(0, S, SA, 500, 101, 0);
+    let mut b = seg(1, C, F::RST, 101, 0, 0);
+    for (d, sp, dp) in [(&mut a, 7001u16, 40000u16), (&mut b, 40000, 7001)] {
+        if let Transport::Tcp(t) = &mut d.transport {
+            (t.sport, t.dport) = (sp, dp);
+        }
+    }
+    let r = run(&[a, b]);
+    assert_eq!(
+        (r[0].history.as_str(), r[0].conn_state),
+        ("Hr", ConnState::REJ)
+    );
+    assert_eq!(r[0].orig.addr, Addr::v4(S));
+}
+
+#[test]
+fn midstream_data_is_oth_and_retransmission_is_t() {
+    let (st, h) = one(&[
+        seg(0, C, PA, 1000, 50, 10),
+        seg(1, C, PA, 1000, 50, 10),
+        seg(2, S, A, 50, 1010, 0),
+    ]);
+    assert_eq!((st, h.as_str()), (ConnState::OTH, "DTa"));
+}
+
+#[test]
+fn multi_flag_and_inconsistent_letters() {
+    let (_, h) = one(&[
+        seg(0, C, F::SYN | F::FIN, 1, 0, 0),
+        seg(1, S, F::FIN | F::RST, 1, 0, 0),
+    ]);
+    assert_eq!(h, "Qi");
+}
+
+#[test]
+fn a_new_syn_after_close_starts_a_new_record() {
+    let mut p = handshake();
+    p.extend([
+        seg(3, C, FA, 101, 501, 0),
+        seg(4, S, FA, 501, 102, 0),
+        seg(5, C, A, 102, 502, 0),
+    ]);
+    p.push(seg(1000, C, F::SYN, 9000, 0, 0));
+    let r = run(&p);
+    assert_eq!(r.len(), 2);
+    assert_eq!(
+        (r[0].conn_state, r[0].reason),
+        (ConnState::SF, EndReason::Reused)
+    );
+    assert_eq!(r[1].history.as_str(), "S");
+}
+
+#[test]
+fn close_delay_ends_the_record_and_later_packets_start_another() {
+    let mut p = vec![seg(0, C, F::RST, 1, 0, 0)];
+    p.push(seg(60_000, C, F::RST, 1, 0, 0));
+    let r = run(&p);
+    assert_eq!(r.len(), 2);
+    assert_eq!(
+        (r[0].conn_state, r[0].history.as_str(), r[0].reason),
+        (ConnState::OTH, "R", EndReason::Closed)
+    );
+}
+
+#[test]
+fn zero_window_is_w() {
+    let mut p = handshake();
+    let mut z = seg(3, S, A, 501, 101, 0);
+    if let Transport::Tcp(t) = &mut z.transport {
+        t.window = 0;
+    }
+    p.push(z);
+    assert_eq!(one(&p).1, "ShAaw");
+}
+
+#[test]
+fn eviction_writes_the_evicted_flow() {
+    let mut t = FlowTable::new(TableConfig {
+        max_flows: 1,
+        ..TableConfig::default()
+    });
+    let mut out = Vec::new();
+    t.packet(&seg(0, C, F::SYN, 1, 0, 0), &mut |r| out.push(r));
+    let mut other = seg(1, C, F::SYN, 1, 0, 0);
+    other.dst = Addr::v4([10, 0, 0, 3]);
+    t.packet(&other, &mut |r| out.push(r));
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].reason, EndReason::Evicted);
+    assert_eq!(t.stats.evicted, 1);
+    assert_eq!(t.active(), 1);
+}
