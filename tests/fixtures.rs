@@ -127,6 +127,19 @@ fn packet_totals_match_capinfos() {
 }
 
 #[test]
+fn connection_totals_match_tshark_conversations() {
+    for row in tsv(&fixture("EXPECTED.tsv")) {
+        let file = &row["file"];
+        let (_, recs, _, _) = read_json(&format!("conv-{file}"), &[&fixture(file)], &[]);
+        for (proto, col) in [("TCP", "tcp_conversations"), ("UDP", "udp_conversations")] {
+            let want: usize = row[col].parse().expect("count column");
+            let got = recs.iter().filter(|r| r["proto"] == proto).count();
+            assert_eq!(got, want, "{file}: {proto} connections vs tshark's {col}");
+        }
+    }
+}
+
+#[test]
 fn http_curl_three_completed_handshakes_with_timings() {
     let (code, recs, _, _) = read_json("curl", &[&fixture("http-curl.pcap")], &[]);
     assert_eq!(code, 0);
