@@ -240,7 +240,7 @@ pub fn decode_ip(
         etherparse::err::ip::LaxHeaderSliceError::Content(_) => Undecodable::BadIpHeader,
     })?;
     let truncated = missing > 0;
-    let (src, dst, ip_len, first_fragment, proto_checksum_ok) = match &ip {
+    let (src, dst, ip_len, first_fragment) = match &ip {
         LaxIpSlice::Ipv4(v4) => {
             let h = v4.header();
             let total = u32::from(h.total_len());
@@ -260,7 +260,6 @@ pub fn decode_ip(
                 Addr::v4(h.destination()),
                 ip_len,
                 first,
-                true,
             )
         }
         LaxIpSlice::Ipv6(v6) => {
@@ -284,11 +283,9 @@ pub fn decode_ip(
                 Addr::v6(h.destination()),
                 ip_len,
                 first,
-                true,
             )
         }
     };
-    let _ = proto_checksum_ok;
     let payload = ip.payload();
     let ip_proto = payload.ip_number.0;
     // Bytes of transport data on the wire: the IP length minus everything before the payload.
