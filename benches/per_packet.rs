@@ -73,7 +73,7 @@ fn bench(c: &mut Criterion) {
                     p.wire_len,
                     DecodeOptions::default(),
                 ) {
-                    table.packet(&d, &mut |r| n += r.orig_pkts);
+                    table.packet(&d, None, None, &mut |r| n += r.orig_pkts);
                 }
             }
             table.flush(synwatch::flow::EndReason::EndOfInput, &mut |r| {

@@ -8,7 +8,7 @@ use crossbeam_channel::bounded;
 
 use crate::capture::PacketBatch;
 use crate::capture::file::{SourceOutcome, read_offline};
-use crate::decode::{DecodeOptions, decode};
+use crate::decode::{DecodeOptions, decode, tunnel};
 use crate::flow::{ConnRecord, EndReason, FlowTable, TableConfig};
 use crate::output::ConnFormat;
 use crate::output::summary::Summary;
@@ -102,6 +102,70 @@ fn open_target(t: &ConnTarget) -> Result<Option<Box<dyn Write + Send>>, RunError
     })
 }
 
+/// How many tunnels deep synwatch looks (Zeek's `Tunnel::max_depth` is 2).
+pub const MAX_TUNNEL_DEPTH: usize = 4;
+
+/// Decodes one captured frame and accounts it, then whatever tunnels it carries, each inner
+/// packet tracked as its own connection with the outer one as its tunnel parent.
+#[allow(clippy::too_many_arguments)]
+fn analyse(
+    linktype: i32,
+    frame: &[u8],
+    ts: crate::time::Micros,
+    wire_len: u32,
+    dopts: DecodeOptions,
+    table: &mut FlowTable,
+    summary: &mut Summary,
+    pending: &mut Vec<ConnRecord>,
+) {
+    // Bytes the snap length cut off: they are missing from every layer.
+    let missing = wire_len.saturating_sub(frame.len() as u32);
+    let mut layer = (linktype, frame);
+    let mut parent = None;
+    for depth in 0..=MAX_TUNNEL_DEPTH {
+        let (lt, bytes) = layer;
+        let wire = (bytes.len() as u32).saturating_add(missing);
+        let d = match decode(lt, bytes, ts, wire, dopts) {
+            Ok(d) => d,
+            Err(why) if depth == 0 => {
+                summary.undecodable[why.index()] += 1;
+                return;
+            }
+            Err(why) => {
+                summary.inner_undecodable[why.index()] += 1;
+                return;
+            }
+        };
+        if depth == 0 {
+            summary.decoded += 1;
+            if d.truncated {
+                summary.truncated_packets += 1;
+            }
+        }
+        if d.l4_checksum == crate::decode::ChecksumVerdict::Bad {
+            summary.bad_l4_checksums += 1;
+        }
+        // A packet with a bad checksum is not opened (Zeek drops it before any analyzer).
+        let inner = if d.l4_checksum == crate::decode::ChecksumVerdict::Bad {
+            None
+        } else {
+            tunnel::inner(&d, bytes)
+        };
+        let id = table.packet(&d, parent, inner.map(|i| i.kind), &mut |r| {
+            summary.record(&r);
+            pending.push(r);
+        });
+        let Some(inner) = inner else { return };
+        if depth == MAX_TUNNEL_DEPTH {
+            summary.tunnel_too_deep += 1;
+            return;
+        }
+        summary.tunnelled[inner.kind.index()] += 1;
+        parent = id;
+        layer = (inner.linktype, inner.bytes);
+    }
+}
+
 /// Reads the inputs, analyses every packet, writes the records; returns the summary.
 pub fn run_read(opts: &ReadOptions) -> Result<Summary, RunError> {
     let dest = open_target(&opts.conn)?;
@@ -170,22 +234,16 @@ pub fn run_read(opts: &ReadOptions) -> Result<Summary, RunError> {
         for (meta, bytes) in batch.iter() {
             summary.packets += 1;
             summary.wire_bytes += u64::from(meta.wire_len);
-            match decode(meta.linktype.0, bytes, meta.ts, meta.wire_len, opts.decode) {
-                Ok(d) => {
-                    summary.decoded += 1;
-                    if d.truncated {
-                        summary.truncated_packets += 1;
-                    }
-                    if d.l4_checksum == crate::decode::ChecksumVerdict::Bad {
-                        summary.bad_l4_checksums += 1;
-                    }
-                    table.packet(&d, &mut |r| {
-                        summary.record(&r);
-                        pending.push(r);
-                    });
-                }
-                Err(why) => summary.undecodable[why.index()] += 1,
-            }
+            analyse(
+                meta.linktype.0,
+                bytes,
+                meta.ts,
+                meta.wire_len,
+                opts.decode,
+                &mut table,
+                &mut summary,
+                &mut pending,
+            );
         }
         if pending.len() >= RECORD_CHUNK / 2 {
             send_pending(&mut pending);

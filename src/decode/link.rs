@@ -21,6 +21,8 @@ pub mod dlt {
     pub const FDDI: i32 = 10;
     pub const PPP_SERIAL: i32 = 50;
     pub const PPP_ETHER: i32 = 51;
+    pub const IEEE802_11: i32 = 105;
+    pub const IEEE802_11_RADIOTAP: i32 = 127;
 }
 
 pub mod ethertype {
@@ -35,6 +37,7 @@ pub mod ethertype {
     pub const PPPOE_SESSION: u16 = 0x8864;
     pub const PBB: u16 = 0x88E7;
     pub const VNTAG: u16 = 0x8926;
+    pub const FABRICPATH: u16 = 0x8903;
 }
 
 /// Up to two VLAN ids, outermost first (0 = none).
@@ -90,6 +93,20 @@ pub fn strip(linktype: i32, frame: &[u8]) -> Result<(NetLayer, &[u8], Vlans), Un
             let rest = frame.get(20..).ok_or(Undecodable::TruncatedLink)?;
             after_ethertype(proto, rest, &mut vlans, 0)
         }
+        dlt::IEEE802_11 => {
+            let (et, rest) = ieee802_11(frame)?;
+            after_ethertype(et, rest, &mut vlans, 0)
+        }
+        dlt::IEEE802_11_RADIOTAP => {
+            // Radiotap: version, pad, length (little-endian), present flags...
+            let len = frame
+                .get(2..4)
+                .map(|b| usize::from(u16::from_le_bytes([b[0], b[1]])))
+                .ok_or(Undecodable::TruncatedLink)?;
+            let rest = frame.get(len..).ok_or(Undecodable::TruncatedLink)?;
+            let (et, rest) = ieee802_11(rest)?;
+            after_ethertype(et, rest, &mut vlans, 0)
+        }
         dlt::RAW | dlt::RAW_BSD | dlt::RAW_OPENBSD => Ok((NetLayer::IpAny, frame, vlans)),
         dlt::IPV4 => Ok((NetLayer::Ipv4, frame, vlans)),
         dlt::IPV6 => Ok((NetLayer::Ipv6, frame, vlans)),
@@ -139,6 +156,40 @@ fn llc_snap(b: &[u8]) -> Result<(u16, &[u8]), Undecodable> {
     }
 }
 
+/// An IEEE 802.11 data frame: MAC header (3 or 4 addresses, QoS and HT control when present),
+/// then LLC/SNAP. Management, control, null-data and protected (encrypted) frames carry no IP
+/// we can read. For an A-MSDU only the first subframe is taken.
+fn ieee802_11(b: &[u8]) -> Result<(u16, &[u8]), Undecodable> {
+    let (fc0, fc1) = match b {
+        [a, b, ..] => (*a, *b),
+        _ => return Err(Undecodable::TruncatedLink),
+    };
+    let frame_type = (fc0 >> 2) & 3;
+    let subtype = fc0 >> 4;
+    if frame_type != 2 || subtype & 0x4 != 0 || fc1 & 0x40 != 0 {
+        return Err(Undecodable::NonIp);
+    }
+    let mut hdr = 24;
+    if fc1 & 0x03 == 0x03 {
+        hdr += 6; // WDS: a fourth address
+    }
+    let qos = subtype & 0x8 != 0;
+    let mut amsdu = false;
+    if qos {
+        amsdu = b.get(hdr).ok_or(Undecodable::TruncatedLink)? & 0x80 != 0;
+        hdr += 2;
+        if fc1 & 0x80 != 0 {
+            hdr += 4; // HT control
+        }
+    }
+    let mut body = b.get(hdr..).ok_or(Undecodable::TruncatedLink)?;
+    if amsdu {
+        // Subframe header: destination, source, length; then LLC/SNAP.
+        body = body.get(14..).ok_or(Undecodable::TruncatedLink)?;
+    }
+    llc_snap(body)
+}
+
 /// PPP protocol field (with or without the FF 03 address/control bytes, 1- or 2-byte protocol).
 fn ppp(b: &[u8]) -> Result<(NetLayer, &[u8]), Undecodable> {
     let b = match b {
@@ -179,6 +230,11 @@ fn after_ethertype<'a>(
                 }
                 et = be16(rest, 2).ok_or(Undecodable::TruncatedLink)?;
                 rest = rest.get(4..).ok_or(Undecodable::TruncatedLink)?;
+            }
+            ethertype::FABRICPATH => {
+                // Cisco FabricPath: FTag/TTL (2), then the whole classic Ethernet frame.
+                et = be16(rest, 14).ok_or(Undecodable::TruncatedLink)?;
+                rest = rest.get(16..).ok_or(Undecodable::TruncatedLink)?;
             }
             ethertype::VNTAG => {
                 et = be16(rest, 4).ok_or(Undecodable::TruncatedLink)?;

@@ -7,6 +7,7 @@
 
 pub mod checksum;
 pub mod link;
+pub mod tunnel;
 
 use etherparse::{IpNumber, LaxIpSlice, TcpSlice};
 
@@ -95,6 +96,15 @@ impl Addr {
             std::net::IpAddr::from(self.bytes)
         } else {
             std::net::IpAddr::from([self.bytes[0], self.bytes[1], self.bytes[2], self.bytes[3]])
+        }
+    }
+
+    /// IPv4 224.0.0.0/4 or IPv6 ff00::/8.
+    pub fn is_multicast(&self) -> bool {
+        if self.v6 {
+            self.bytes[0] == 0xff
+        } else {
+            self.bytes[0] & 0xf0 == 0xe0
         }
     }
 
@@ -195,6 +205,16 @@ pub struct Decoded {
     pub l4_checksum: ChecksumVerdict,
     /// True when the packet was cut by the snap length.
     pub truncated: bool,
+    /// A UDP payload that is recognisably a reply: a DNS response (QR set) on a DNS port or
+    /// an NTP server-mode packet on port 123. Zeek's DNS and NTP analyzers flip a connection
+    /// whose first packet is such a reply; synwatch does the same without parsing further.
+    pub udp_reply: bool,
+    /// True for any IP fragment (first or not): its payload is not the whole datagram.
+    pub fragmented: bool,
+    /// Where the transport payload starts in the bytes given to [`decode`] (after the UDP
+    /// header; after the IP headers for protocols other than TCP/UDP/ICMP). Tunnels are found
+    /// there (see [`tunnel`]).
+    pub payload_off: u32,
 }
 
 /// Options that change decoding.
@@ -223,7 +243,10 @@ pub fn decode(
         (NetLayer::IpAny, _) => return Err(Undecodable::NonIp),
         _ => return Err(Undecodable::BadIpHeader),
     }
-    decode_ip(ip_bytes, missing, ts, vlans, opts)
+    let mut d = decode_ip(ip_bytes, missing, ts, vlans, opts)?;
+    let link_len = (ip_bytes.as_ptr() as usize).saturating_sub(frame.as_ptr() as usize);
+    d.payload_off = d.payload_off.saturating_add(link_len as u32);
+    Ok(d)
 }
 
 /// Decodes an IP packet (the part after the link layer). `missing` is how many bytes of the
@@ -304,6 +327,9 @@ pub fn decode_ip(
         vlans,
         l4_checksum: ChecksumVerdict::Unchecked,
         truncated,
+        udp_reply: false,
+        fragmented: payload.fragmented,
+        payload_off: header_bytes,
     };
     if payload.fragmented && !first_fragment {
         d.transport = Transport::Fragment;
@@ -362,6 +388,8 @@ pub fn decode_ip(
             } else {
                 l4_wire_len.saturating_sub(8)
             };
+            d.payload_off = header_bytes.saturating_add(8);
+            d.udp_reply = is_udp_reply(udp.source_port(), udp.destination_port(), udp.payload());
             d.transport = Transport::Udp {
                 sport: udp.source_port(),
                 dport: udp.destination_port(),
@@ -395,6 +423,20 @@ pub fn decode_ip(
         _ => {}
     }
     Ok(d)
+}
+
+/// DNS-family ports (DNS, mDNS, LLMNR, NetBIOS name service) and NTP.
+fn is_udp_reply(sport: u16, dport: u16, payload: &[u8]) -> bool {
+    let on = |p: u16| sport == p || dport == p;
+    if on(53) || on(5353) || on(5355) || on(137) {
+        // DNS header: id (2), flags (QR is the top bit), four counts.
+        return payload.len() >= 12 && payload.get(2).is_some_and(|f| f & 0x80 != 0);
+    }
+    if on(123) {
+        // NTP: LI/VN/mode; mode 4 = server.
+        return payload.len() >= 48 && payload.first().is_some_and(|b| b & 0x07 == 4);
+    }
+    false
 }
 
 fn verdict(ok: bool) -> ChecksumVerdict {

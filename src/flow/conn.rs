@@ -5,6 +5,7 @@ use super::history::{History, Once, Scaled};
 use super::key::{Endpoint, FlowKey, proto};
 use super::server_ports::is_likely_server_port;
 use super::tcp::{EndpointState, TcpConn};
+use crate::decode::tunnel::TunnelKind;
 use crate::decode::{ChecksumVerdict, Decoded, Transport, Vlans};
 use crate::time::Micros;
 
@@ -161,6 +162,38 @@ pub struct Side {
     pub chk: Scaled,
 }
 
+/// The connections a tunnelled connection was seen inside (Zeek's `tunnel_parents`), by flow
+/// id. Kept inline; a connection seen through more than [`Parents::CAP`] outer connections
+/// keeps the first ones.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Parents {
+    ids: [u64; Parents::CAP],
+    len: u8,
+}
+
+impl Parents {
+    pub const CAP: usize = 4;
+
+    pub fn add(&mut self, id: u64) {
+        let n = usize::from(self.len);
+        if self.as_slice().contains(&id) || n >= Self::CAP {
+            return;
+        }
+        if let Some(slot) = self.ids.get_mut(n) {
+            *slot = id;
+            self.len += 1;
+        }
+    }
+
+    pub fn as_slice(&self) -> &[u64] {
+        self.ids.get(..usize::from(self.len)).unwrap_or(&[])
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
 /// Which transport a connection carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ProtoState {
@@ -201,6 +234,10 @@ pub struct Connection {
     pub(crate) tcp: TcpConn,
     pub timers: Timers,
     pub vlans: Vlans,
+    /// The tunnel this connection's packets carry, if any (it is a tunnel's outer connection).
+    pub tunnel: Option<TunnelKind>,
+    /// The outer connections this one was seen inside.
+    pub parents: Parents,
     pub(crate) cfg: Timeouts,
     /// Heap bookkeeping: the time of this connection's live entry in the timer heap.
     pub(crate) heap_at: Micros,
@@ -248,6 +285,8 @@ impl Connection {
             },
             timers: Timers::default(),
             vlans: d.vlans,
+            tunnel: None,
+            parents: Parents::default(),
             cfg,
             heap_at: Micros::MAX,
         };
@@ -361,6 +400,21 @@ impl Connection {
                 self.last_time = self.last_time.max(d.ts);
                 let from_orig = side == self.orig_side();
                 self.history.check(Once::Data, b'D', from_orig);
+                // The first packet is a reply from the supposed originator (ZEEK-SEMANTICS §5:
+                // the DNS and NTP analyzers flip); letters already recorded keep their case.
+                // Zeek's size counters are kept by role, not by endpoint, across this flip
+                // (anchor `ntp-misordered`: orig_pkts 2, resp_pkts 0), so they move with it.
+                // Replies sent to a multicast or broadcast group (mDNS announcements) are not
+                // flipped: there is no requester to make the originator.
+                let first = self.sides[0].pkts + self.sides[1].pkts == 1;
+                let group = d.dst.is_v4_broadcast() || d.dst.is_multicast();
+                if first && from_orig && d.udp_reply && !group {
+                    self.flip_roles();
+                    let [a, b] = &mut self.sides;
+                    std::mem::swap(&mut a.pkts, &mut b.pkts);
+                    std::mem::swap(&mut a.ip_bytes, &mut b.ip_bytes);
+                    std::mem::swap(&mut a.payload_bytes, &mut b.payload_bytes);
+                }
             }
             Transport::Icmp { payload_len, .. } => {
                 s.payload_bytes += u64::from(payload_len);

@@ -8,6 +8,7 @@ pub mod proto {
     pub const TCP: u8 = 6;
     pub const UDP: u8 = 17;
     pub const ICMPV6: u8 = 58;
+    pub const GRE: u8 = 47;
 }
 
 /// One endpoint of a flow: an address and a port (ICMP: type or code, as Zeek does).
@@ -135,6 +136,9 @@ mod tests {
             vlans: Vlans::default(),
             l4_checksum: ChecksumVerdict::Unchecked,
             truncated: false,
+            fragmented: false,
+            udp_reply: false,
+            payload_off: 0,
         }
     }
 

@@ -1,9 +1,10 @@
 //! The connection record a flow yields when it ends: plain data, ready for any output format.
 
-use super::conn::{ConnState, Connection, EndReason, ProtoState};
+use super::conn::{ConnState, Connection, EndReason, Parents, ProtoState};
 use super::history::History;
 use super::key::Endpoint;
 use crate::decode::Vlans;
+use crate::decode::tunnel::TunnelKind;
 use crate::time::Micros;
 
 /// What the TCP handshake showed.
@@ -58,6 +59,10 @@ pub struct ConnRecord {
     pub syn_synack_us: Option<u64>,
     pub synack_ack_us: Option<u64>,
     pub vlans: Vlans,
+    /// The tunnel this connection carried (it is a tunnel's outer connection).
+    pub tunnel: Option<TunnelKind>,
+    /// Outer connections this one was seen inside (Zeek's `tunnel_parents`).
+    pub parents: Parents,
 }
 
 impl ConnRecord {
@@ -105,6 +110,8 @@ impl ConnRecord {
             syn_synack_us: us(t.syn_ts, t.synack_ts),
             synack_ack_us: us(t.synack_ts, t.ack_ts),
             vlans: c.vlans,
+            tunnel: c.tunnel,
+            parents: c.parents,
         }
     }
 

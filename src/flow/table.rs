@@ -7,6 +7,7 @@ use std::collections::{BinaryHeap, HashMap};
 use super::conn::{Connection, EndReason, Timeouts};
 use super::key::{Directed, FlowKey};
 use super::record::ConnRecord;
+use crate::decode::tunnel::TunnelKind;
 use crate::decode::{Decoded, Transport};
 use crate::time::Micros;
 
@@ -90,15 +91,23 @@ impl FlowTable {
         self.clock
     }
 
-    /// Accounts one decoded packet; `emit` receives every connection that ends.
-    pub fn packet(&mut self, d: &Decoded, emit: &mut impl FnMut(ConnRecord)) {
+    /// Accounts one decoded packet; `emit` receives every connection that ends. `parent` is
+    /// the outer connection when the packet came out of a tunnel; `carries` is the tunnel this
+    /// packet's payload holds. Returns the flow id the packet was accounted to.
+    pub fn packet(
+        &mut self,
+        d: &Decoded,
+        parent: Option<u64>,
+        carries: Option<TunnelKind>,
+        emit: &mut impl FnMut(ConnRecord),
+    ) -> Option<u64> {
         if d.ts > self.clock {
             self.clock = d.ts;
         }
         self.advance(self.clock, emit);
         let Some(dir) = Directed::of(d) else {
             self.stats.non_first_fragments += 1;
-            return;
+            return None;
         };
         let mut idx = self.map.get(&dir.key).copied();
         if let (Some(i), Transport::Tcp(seg)) = (idx, d.transport)
@@ -113,16 +122,22 @@ impl FlowTable {
             None => self.create(&dir, d, emit),
         };
         self.touch(i);
-        let Some(slot) = self.slots.get_mut(i as usize) else {
-            return;
-        };
+        let slot = self.slots.get_mut(i as usize)?;
         let side = slot.conn.side_of(&dir.src);
         slot.conn.packet(side, d);
+        if let Some(p) = parent {
+            slot.conn.parents.add(p);
+        }
+        if carries.is_some() {
+            slot.conn.tunnel = carries;
+        }
+        let id = slot.conn.flow_id;
         let due = slot.conn.next_due();
         if due < slot.conn.heap_at {
             slot.conn.heap_at = due;
             self.heap.push(Reverse((due, i, slot.generation)));
         }
+        Some(id)
     }
 
     /// Runs every timer due at or before `now`.

@@ -36,6 +36,9 @@ fn seg(ms: i64, from: [u8; 4], flags: u8, seq: u32, ack: u32, len: u32) -> Decod
         vlans: Vlans::default(),
         l4_checksum: ChecksumVerdict::Unchecked,
         truncated: false,
+        fragmented: false,
+        udp_reply: false,
+        payload_off: 0,
     }
 }
 
@@ -43,7 +46,7 @@ fn run(pkts: &[Decoded]) -> Vec<ConnRecord> {
     let mut t = FlowTable::new(TableConfig::default());
     let mut out = Vec::new();
     for p in pkts {
-        t.packet(p, &mut |r| out.push(r));
+        t.packet(p, None, None, &mut |r| out.push(r));
     }
     t.flush(EndReason::EndOfInput, &mut |r| out.push(r));
     out
@@ -261,10 +264,12 @@ fn eviction_writes_the_evicted_flow() {
         ..TableConfig::default()
     });
     let mut out = Vec::new();
-    t.packet(&seg(0, C, F::SYN, 1, 0, 0), &mut |r| out.push(r));
+    t.packet(&seg(0, C, F::SYN, 1, 0, 0), None, None, &mut |r| {
+        out.push(r)
+    });
     let mut other = seg(1, C, F::SYN, 1, 0, 0);
     other.dst = Addr::v4([10, 0, 0, 3]);
-    t.packet(&other, &mut |r| out.push(r));
+    t.packet(&other, None, None, &mut |r| out.push(r));
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].reason, EndReason::Evicted);
     assert_eq!(t.stats.evicted, 1);

@@ -7,13 +7,6 @@ use crate::flow::ConnRecord;
 use crate::flow::key::proto;
 
 #[derive(Serialize)]
-#[serde(untagged)]
-enum Proto {
-    Name(&'static str),
-    Number(u8),
-}
-
-#[derive(Serialize)]
 struct FlowEvent<'a> {
     timestamp: String,
     flow_id: u64,
@@ -22,7 +15,8 @@ struct FlowEvent<'a> {
     src_port: u16,
     dest_ip: std::net::IpAddr,
     dest_port: u16,
-    proto: Proto,
+    proto: &'static str,
+    ip_proto: u8,
     #[serde(skip_serializing_if = "Option::is_none")]
     vlan: Option<Vec<u16>>,
     flow: FlowBody<'a>,
@@ -50,6 +44,10 @@ struct FlowBody<'a> {
     syn_synack_us: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     synack_ack_us: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tunnel: Option<&'static str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tunnel_parents: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     orig_tcp_flags: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -85,7 +83,8 @@ pub fn write_flow(out: &mut impl std::io::Write, r: &ConnRecord) -> std::io::Res
         src_port: r.orig.port,
         dest_ip: r.resp.addr.to_ip(),
         dest_port: r.resp.port,
-        proto: proto_name(r.ip_proto).map_or(Proto::Number(r.ip_proto), Proto::Name),
+        proto: proto_name(r.ip_proto),
+        ip_proto: r.ip_proto,
         vlan: match (r.vlans.outer, r.vlans.inner) {
             (0, _) => None,
             (o, 0) => Some(vec![o]),
@@ -109,6 +108,8 @@ pub fn write_flow(out: &mut impl std::io::Write, r: &ConnRecord) -> std::io::Res
             handshake: is_tcp.then(|| r.handshake.name()),
             syn_synack_us: r.syn_synack_us,
             synack_ack_us: r.synack_ack_us,
+            tunnel: r.tunnel.map(|t| t.name()),
+            tunnel_parents: r.parents.as_slice().iter().map(|p| uid(*p)).collect(),
             orig_tcp_flags: is_tcp.then(|| flag_letters(r.orig_tcp_flags)),
             resp_tcp_flags: is_tcp.then(|| flag_letters(r.resp_tcp_flags)),
         },

@@ -16,14 +16,16 @@ pub enum ConnFormat {
     Zeek,
 }
 
-/// The protocol name used in JSON (`proto`).
-pub fn proto_name(p: u8) -> Option<&'static str> {
+/// The protocol name used in JSON (`proto`): Suricata's names for the transports synwatch
+/// analyses, and Zeek's `unknown_transport` for every other IP protocol (whose number is in
+/// `ip_proto`).
+pub fn proto_name(p: u8) -> &'static str {
     match p {
-        proto::TCP => Some("TCP"),
-        proto::UDP => Some("UDP"),
-        proto::ICMP => Some("ICMP"),
-        proto::ICMPV6 => Some("IPv6-ICMP"),
-        _ => None,
+        proto::TCP => "TCP",
+        proto::UDP => "UDP",
+        proto::ICMP => "ICMP",
+        proto::ICMPV6 => "IPv6-ICMP",
+        _ => "unknown_transport",
     }
 }
 

@@ -7,6 +7,7 @@ use hdrhistogram::Histogram;
 
 use crate::capture::file::SourceReport;
 use crate::decode::Undecodable;
+use crate::decode::tunnel::TunnelKind;
 use crate::flow::key::proto;
 use crate::flow::{ConnRecord, ConnState, FlowStats, Handshake};
 
@@ -18,6 +19,12 @@ pub struct Summary {
     pub undecodable: [u64; Undecodable::ALL.len()],
     pub bad_l4_checksums: u64,
     pub truncated_packets: u64,
+    /// Packets found inside each kind of tunnel (index: `TunnelKind::index`).
+    pub tunnelled: [u64; TunnelKind::ALL.len()],
+    /// Tunnel payloads that did not decode (counted once each, by reason).
+    pub inner_undecodable: [u64; Undecodable::ALL.len()],
+    /// Packets whose tunnels were nested deeper than synwatch opens.
+    pub tunnel_too_deep: u64,
     pub conns: u64,
     pub by_proto: [u64; 4], // tcp, udp, icmp, other
     pub by_state: [u64; ConnState::ALL.len()],
@@ -48,6 +55,9 @@ impl Default for Summary {
             undecodable: [0; Undecodable::ALL.len()],
             bad_l4_checksums: 0,
             truncated_packets: 0,
+            tunnelled: [0; TunnelKind::ALL.len()],
+            inner_undecodable: [0; Undecodable::ALL.len()],
+            tunnel_too_deep: 0,
             conns: 0,
             by_proto: [0; 4],
             by_state: [0; ConnState::ALL.len()],

@@ -58,13 +58,14 @@ pub fn write_row(out: &mut impl Write, r: &ConnRecord, line: &mut String) -> std
     };
     let _ = write!(
         line,
-        "\t{}\t{}\t{}\t{}\t{}\t{}\t-",
+        "\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
         uid(r.flow_id),
         r.orig.addr.to_ip(),
         r.orig.port,
         r.resp.addr.to_ip(),
         r.resp.port,
-        proto_s
+        proto_s,
+        r.tunnel.map_or("-", |t| t.name()),
     );
     let dur = r.duration();
     if dur.0 > 0 {
@@ -85,7 +86,7 @@ pub fn write_row(out: &mut impl Write, r: &ConnRecord, line: &mut String) -> std
     };
     let _ = write!(
         line,
-        "\t{}\t-\t-\t{}\t{}\t{}\t{}\t{}\t{}\t(empty)\t{}",
+        "\t{}\t-\t-\t{}\t{}\t{}\t{}\t{}\t{}\t",
         r.conn_state.name(),
         r.missed_bytes,
         hist,
@@ -93,8 +94,17 @@ pub fn write_row(out: &mut impl Write, r: &ConnRecord, line: &mut String) -> std
         r.orig_ip_bytes,
         r.resp_pkts,
         r.resp_ip_bytes,
-        r.ip_proto
     );
+    if r.parents.is_empty() {
+        line.push('-');
+    }
+    for (n, p) in r.parents.as_slice().iter().enumerate() {
+        if n > 0 {
+            line.push(',');
+        }
+        line.push_str(&uid(*p));
+    }
+    let _ = write!(line, "\t{}", r.ip_proto);
     line.push('\n');
     out.write_all(line.as_bytes())
 }
