@@ -2,7 +2,29 @@
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::flow::Timeouts;
 use crate::output::ConnFormat;
+use crate::output::alerts::AlertFormat;
+use crate::time::Micros;
+
+/// Parses `NAME=SECONDS` for `--timeout`, checking the name and that the value is a
+/// non-negative number of seconds.
+fn parse_timeout(s: &str) -> Result<(String, Micros), String> {
+    let (name, secs) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected NAME=SECONDS, got `{s}`"))?;
+    let v: f64 = secs
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{secs}` is not a number of seconds"))?;
+    if !v.is_finite() || !(0.0..=1e9).contains(&v) {
+        return Err(format!("`{secs}` is out of range (0 to 1e9 seconds)"));
+    }
+    let name = name.trim().to_string();
+    // Validate the name now, so a typo is a usage error before any input is read.
+    Timeouts::default().set(&name, Micros(0))?;
+    Ok((name, Micros((v * 1e6).round() as i64)))
+}
 
 #[derive(Parser, Debug)]
 #[command(
@@ -23,6 +45,68 @@ pub struct Cli {
 pub enum Command {
     /// Analyse capture files (pcap or pcapng; `-` reads standard input).
     Read(ReadArgs),
+    /// Look up ports in the built-in port database (and a rules file's additions).
+    Ports(PortsArgs),
+    /// Work with rules files.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RulesCommand {
+    /// Validate a rules file; prints what it adds, or the line of the first mistake.
+    Check {
+        /// The rules file (TOML).
+        #[arg(value_name = "FILE")]
+        file: String,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+pub struct PortsArgs {
+    /// Ports to show: a number (31337) or a range (137-139); several allowed.
+    #[arg(value_name = "PORT")]
+    pub ports: Vec<String>,
+
+    /// Only this protocol.
+    #[arg(long, value_enum)]
+    pub proto: Option<ProtoArg>,
+
+    /// Entries whose names, service or advice contain TEXT (case-insensitive).
+    #[arg(long, value_name = "TEXT")]
+    pub search: Option<String>,
+
+    /// Only this category.
+    #[arg(long, value_enum)]
+    pub category: Option<CategoryArg>,
+
+    /// JSON lines instead of a table.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Show advice, corrections and sources for every entry (the default for 3 or fewer).
+    #[arg(short, long)]
+    pub long: bool,
+
+    /// Include a rules file's port entries.
+    #[arg(long, value_name = "FILE")]
+    pub rules: Option<String>,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProtoArg {
+    Tcp,
+    Udp,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CategoryArg {
+    Trojan,
+    Risky,
+    Proxy,
+    Service,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,6 +139,27 @@ pub struct ReadArgs {
     /// (written with reason `evicted`).
     #[arg(long, default_value_t = 1_000_000, value_name = "N")]
     pub max_flows: usize,
+
+    /// Change a timer, in seconds of packet time, by Zeek's name for it (repeatable), e.g.
+    /// `--timeout udp_inactivity_timeout=30`. Names: tcp_attempt_delay (5), tcp_close_delay (5),
+    /// tcp_session_timer (6), tcp_connection_linger (5), tcp_SYN_timeout (5),
+    /// tcp_inactivity_timeout (300), tcp_interactive_timeout (3600), udp_inactivity_timeout (60),
+    /// icmp_inactivity_timeout (60), unknown_ip_inactivity_timeout (60).
+    #[arg(long = "timeout", value_name = "NAME=SECONDS", value_parser = parse_timeout)]
+    pub timeouts: Vec<(String, Micros)>,
+
+    /// Write alerts to PATH (`-` = standard output, shared with `--conn -` if both).
+    #[arg(long, value_name = "PATH")]
+    pub alerts: Option<String>,
+
+    /// Format of the alerts.
+    #[arg(long, value_enum, default_value_t = AlertFormat::Json)]
+    pub alerts_format: AlertFormat,
+
+    /// A rules file (TOML) layered on the built-in port table: extra ports, severities,
+    /// allow-lists, the alert fold window. Check one with `synwatch rules check FILE`.
+    #[arg(long, value_name = "FILE")]
+    pub rules: Option<String>,
 
     /// Print no summary.
     #[arg(short, long)]

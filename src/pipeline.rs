@@ -1,18 +1,25 @@
 //! Threads and channels: capture thread → analysis → output thread (GUIDE §1).
 
 use std::fs::File;
-use std::io::Write;
+use std::io::{BufWriter, Write};
+use std::sync::Arc;
 use std::thread;
 
 use crossbeam_channel::bounded;
 
+use crate::analyse::Analyzer;
 use crate::capture::PacketBatch;
 use crate::capture::file::{SourceOutcome, read_offline};
-use crate::decode::{DecodeOptions, decode, tunnel};
-use crate::flow::{ConnRecord, EndReason, FlowTable, TableConfig};
+use crate::classify::ports::PortDb;
+use crate::decode::DecodeOptions;
+use crate::detect::{Alert, Detector};
+use crate::flow::{ConnRecord, EndReason, TableConfig};
 use crate::output::ConnFormat;
+use crate::output::alerts::{self, AlertFormat};
 use crate::output::summary::Summary;
 use crate::output::writer::ConnWriter;
+use crate::rules::Rules;
+use crate::time::Micros;
 
 /// Batches in flight between the capture thread and analysis.
 const PACKET_CHANNEL_DEPTH: usize = 8;
@@ -45,12 +52,17 @@ pub struct ReadOptions {
     pub conn_format: ConnFormat,
     pub decode: DecodeOptions,
     pub table: TableConfig,
+    pub alerts: ConnTarget,
+    pub alerts_format: AlertFormat,
+    pub db: Arc<PortDb>,
+    pub rules: Rules,
 }
 
 /// A failure that stops a run.
 #[derive(Debug)]
 pub enum RunError {
     Output { target: String, err: std::io::Error },
+    AlertOutput { target: String, err: std::io::Error },
     Thread(&'static str),
 }
 
@@ -59,6 +71,9 @@ impl std::fmt::Display for RunError {
         match self {
             RunError::Output { target, err } => {
                 write!(f, "cannot write connection records to {target}: {err}")
+            }
+            RunError::AlertOutput { target, err } => {
+                write!(f, "cannot write alerts to {target}: {err}")
             }
             RunError::Thread(which) => write!(f, "internal error: the {which} thread panicked"),
         }
@@ -102,82 +117,86 @@ fn open_target(t: &ConnTarget) -> Result<Option<Box<dyn Write + Send>>, RunError
     })
 }
 
-/// How many tunnels deep synwatch looks (Zeek's `Tunnel::max_depth` is 2).
-pub const MAX_TUNNEL_DEPTH: usize = 4;
+/// What the analysis hands to the output thread.
+#[derive(Default)]
+struct OutChunk {
+    records: Vec<ConnRecord>,
+    alerts: Vec<Alert>,
+}
 
-/// Decodes one captured frame and accounts it, then whatever tunnels it carries, each inner
-/// packet tracked as its own connection with the outer one as its tunnel parent.
-#[allow(clippy::too_many_arguments)]
-fn analyse(
-    linktype: i32,
-    frame: &[u8],
-    ts: crate::time::Micros,
-    wire_len: u32,
-    dopts: DecodeOptions,
-    table: &mut FlowTable,
-    summary: &mut Summary,
-    pending: &mut Vec<ConnRecord>,
-) {
-    // Bytes the snap length cut off: they are missing from every layer.
-    let missing = wire_len.saturating_sub(frame.len() as u32);
-    let mut layer = (linktype, frame);
-    let mut parent = None;
-    for depth in 0..=MAX_TUNNEL_DEPTH {
-        let (lt, bytes) = layer;
-        let wire = (bytes.len() as u32).saturating_add(missing);
-        let d = match decode(lt, bytes, ts, wire, dopts) {
-            Ok(d) => d,
-            Err(why) if depth == 0 => {
-                summary.undecodable[why.index()] += 1;
-                return;
-            }
-            Err(why) => {
-                summary.inner_undecodable[why.index()] += 1;
-                return;
-            }
-        };
-        if depth == 0 {
-            summary.decoded += 1;
-            if d.truncated {
-                summary.truncated_packets += 1;
+/// The output thread: connection records and alerts to their destinations.
+struct Outputs {
+    conn: Option<ConnWriter>,
+    alerts: Option<BufWriter<Box<dyn Write + Send>>>,
+    /// Alerts go to the connection writer's destination (both are standard output).
+    alerts_share_conn: bool,
+    alert_format: AlertFormat,
+    db: Arc<PortDb>,
+    last: Micros,
+}
+
+impl Outputs {
+    fn write(&mut self, chunk: &OutChunk) -> Result<(), (bool, std::io::Error)> {
+        if let Some(w) = self.conn.as_mut() {
+            for r in &chunk.records {
+                w.write(r).map_err(|e| (true, e))?;
+                self.last = self.last.max(r.end);
             }
         }
-        if d.l4_checksum == crate::decode::ChecksumVerdict::Bad {
-            summary.bad_l4_checksums += 1;
+        for a in &chunk.alerts {
+            let sink: &mut dyn Write =
+                match (self.alerts_share_conn, &mut self.conn, &mut self.alerts) {
+                    (true, Some(w), _) => w.sink(),
+                    (_, _, Some(a)) => a,
+                    _ => continue,
+                };
+            let res = match self.alert_format {
+                AlertFormat::Json => alerts::write_json(sink, a, &self.db),
+                AlertFormat::Text => alerts::write_text(sink, a, &self.db),
+            };
+            res.map_err(|e| (self.alerts_share_conn, e))?;
         }
-        // A packet with a bad checksum is not opened (Zeek drops it before any analyzer).
-        let inner = if d.l4_checksum == crate::decode::ChecksumVerdict::Bad {
-            None
-        } else {
-            tunnel::inner(&d, bytes)
-        };
-        let id = table.packet(&d, parent, inner.map(|i| i.kind), &mut |r| {
-            summary.record(&r);
-            pending.push(r);
-        });
-        let Some(inner) = inner else { return };
-        if depth == MAX_TUNNEL_DEPTH {
-            summary.tunnel_too_deep += 1;
-            return;
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), (bool, std::io::Error)> {
+        if let Some(w) = self.conn.as_mut() {
+            w.finish(self.last).map_err(|e| (true, e))?;
         }
-        summary.tunnelled[inner.kind.index()] += 1;
-        parent = id;
-        layer = (inner.linktype, inner.bytes);
+        if let Some(a) = self.alerts.as_mut() {
+            a.flush().map_err(|e| (false, e))?;
+        }
+        Ok(())
     }
 }
 
-/// Reads the inputs, analyses every packet, writes the records; returns the summary.
-pub fn run_read(opts: &ReadOptions) -> Result<Summary, RunError> {
-    let dest = open_target(&opts.conn)?;
-    let target_name = match &opts.conn {
+fn target_name(t: &ConnTarget) -> String {
+    match t {
         ConnTarget::File(p) => p.clone(),
         _ => "standard output".to_string(),
+    }
+}
+
+/// Reads the inputs, analyses every packet, writes the records and alerts; returns the summary.
+pub fn run_read(opts: &ReadOptions) -> Result<Summary, RunError> {
+    let conn_dest = open_target(&opts.conn)?;
+    let share = matches!(
+        (&opts.conn, &opts.alerts),
+        (ConnTarget::Stdout, ConnTarget::Stdout)
+    );
+    let alert_dest = if share {
+        None
+    } else {
+        open_target(&opts.alerts).map_err(|e| match e {
+            RunError::Output { target, err } => RunError::AlertOutput { target, err },
+            other => other,
+        })?
     };
 
     let (pkt_tx, pkt_rx) = bounded::<PacketBatch>(PACKET_CHANNEL_DEPTH);
     let (back_tx, back_rx) = bounded::<PacketBatch>(PACKET_CHANNEL_DEPTH + 2);
-    let (rec_tx, rec_rx) = bounded::<Vec<ConnRecord>>(4);
-    let (rec_back_tx, rec_back_rx) = bounded::<Vec<ConnRecord>>(6);
+    let (out_tx, out_rx) = bounded::<OutChunk>(4);
+    let (out_back_tx, out_back_rx) = bounded::<OutChunk>(6);
 
     let inputs = opts.inputs.clone();
     let reader = thread::Builder::new()
@@ -185,86 +204,74 @@ pub fn run_read(opts: &ReadOptions) -> Result<Summary, RunError> {
         .spawn(move || read_offline(&inputs, &pkt_tx, &back_rx))
         .map_err(|_| RunError::Thread("capture"))?;
 
-    let format = opts.conn_format;
+    let mut outputs = Outputs {
+        conn: conn_dest.map(|d| ConnWriter::new(d, opts.conn_format, opts.db.clone())),
+        alerts: alert_dest.map(|d| BufWriter::with_capacity(1 << 14, d)),
+        alerts_share_conn: share,
+        alert_format: opts.alerts_format,
+        db: opts.db.clone(),
+        last: Micros::ZERO,
+    };
     let writer = thread::Builder::new()
         .name("output".into())
-        .spawn(move || -> std::io::Result<u64> {
-            let mut w = dest.map(|d| ConnWriter::new(d, format));
-            let mut last = crate::time::Micros::ZERO;
+        .spawn(move || -> Result<(), (bool, std::io::Error)> {
             let mut result = Ok(());
-            for mut chunk in rec_rx.iter() {
-                if let (Some(w), Ok(())) = (w.as_mut(), &result) {
-                    for r in &chunk {
-                        if let Err(e) = w.write(r) {
-                            result = Err(e);
-                            break;
-                        }
-                        last = last.max(r.end);
-                    }
+            for mut chunk in out_rx.iter() {
+                if result.is_ok() {
+                    result = outputs.write(&chunk);
                 }
-                chunk.clear();
-                let _ = rec_back_tx.try_send(chunk);
+                chunk.records.clear();
+                chunk.alerts.clear();
+                let _ = out_back_tx.try_send(chunk);
             }
             result?;
-            match w {
-                Some(mut w) => {
-                    w.finish(last)?;
-                    Ok(w.written)
-                }
-                None => Ok(0),
-            }
+            outputs.finish()
         })
         .map_err(|_| RunError::Thread("output"))?;
 
-    let mut summary = Summary::default();
-    let mut table = FlowTable::new(opts.table);
-    let mut pending: Vec<ConnRecord> = Vec::with_capacity(RECORD_CHUNK);
-    let send_pending = |pending: &mut Vec<ConnRecord>| {
-        if pending.is_empty() {
+    let detector = Detector::new(opts.db.clone(), opts.rules.clone());
+    let mut an = Analyzer::new(opts.table, opts.decode, detector);
+    let send = |an: &mut Analyzer| {
+        if an.pending.is_empty() && an.alerts.is_empty() {
             return;
         }
-        let fresh = rec_back_rx
-            .try_recv()
-            .unwrap_or_else(|_| Vec::with_capacity(RECORD_CHUNK));
-        let full = std::mem::replace(pending, fresh);
-        let _ = rec_tx.send(full);
+        let mut chunk = out_back_rx.try_recv().unwrap_or_default();
+        std::mem::swap(&mut chunk.records, &mut an.pending);
+        std::mem::swap(&mut chunk.alerts, &mut an.alerts);
+        if an.pending.capacity() == 0 {
+            an.pending.reserve(RECORD_CHUNK);
+        }
+        let _ = out_tx.send(chunk);
     };
 
     for mut batch in pkt_rx.iter() {
         for (meta, bytes) in batch.iter() {
-            summary.packets += 1;
-            summary.wire_bytes += u64::from(meta.wire_len);
-            analyse(
-                meta.linktype.0,
-                bytes,
-                meta.ts,
-                meta.wire_len,
-                opts.decode,
-                &mut table,
-                &mut summary,
-                &mut pending,
-            );
+            an.packet(meta.linktype.0, bytes, meta.ts, meta.wire_len);
         }
-        if pending.len() >= RECORD_CHUNK / 2 {
-            send_pending(&mut pending);
+        if an.pending.len() >= RECORD_CHUNK / 2 || !an.alerts.is_empty() {
+            send(&mut an);
         }
         batch.clear();
         let _ = back_tx.try_send(batch);
     }
-    table.flush(EndReason::EndOfInput, &mut |r| {
-        summary.record(&r);
-        pending.push(r);
-    });
-    send_pending(&mut pending);
-    drop(rec_tx);
-    summary.flow_stats = table.stats;
+    an.finish(EndReason::EndOfInput);
+    send(&mut an);
+    drop(out_tx);
+    let mut summary = an.summary;
+    summary.top_alerts = an.detector.top_alerts();
 
     summary.sources = reader.join().map_err(|_| RunError::Thread("capture"))?;
     match writer.join().map_err(|_| RunError::Thread("output"))? {
-        Ok(_) => {}
-        Err(err) => {
+        Ok(()) => {}
+        Err((true, err)) => {
             return Err(RunError::Output {
-                target: target_name,
+                target: target_name(&opts.conn),
+                err,
+            });
+        }
+        Err((false, err)) => {
+            return Err(RunError::AlertOutput {
+                target: target_name(&opts.alerts),
                 err,
             });
         }

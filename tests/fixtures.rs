@@ -8,6 +8,13 @@ mod common;
 use common::*;
 use std::collections::HashMap;
 
+fn recs_all_uids(got: &HashMap<String, Vec<&serde_json::Value>>) -> Vec<String> {
+    got.values()
+        .flatten()
+        .filter_map(|r| r["flow"]["uid"].as_str().map(str::to_string))
+        .collect()
+}
+
 fn key(proto: &str, a: &str, ap: &str, b: &str, bp: &str) -> String {
     format!("{} {}:{} > {}:{}", proto.to_lowercase(), a, ap, b, bp)
 }
@@ -85,6 +92,40 @@ fn every_expected_connection_has_its_verdict() {
             for (what, got, want) in checks {
                 if got != want {
                     failures.push(format!("{file}: {k}: {what} got {got} want {want}"));
+                }
+            }
+            // Tunnels: an inner connection names its outer connection(s) as tunnel parents,
+            // and each parent is a record of the same run; an outer one carries the tunnel.
+            let parents: Vec<&str> = f["tunnel_parents"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+                .unwrap_or_default();
+            match row.get("tunnel").map(String::as_str) {
+                Some("inner") => {
+                    if parents.is_empty() {
+                        failures.push(format!(
+                            "{file}: {k}: inner connection without tunnel_parents"
+                        ));
+                    }
+                    for p in &parents {
+                        let outer = recs_all_uids(&got).iter().any(|u| u == p);
+                        if !outer {
+                            failures
+                                .push(format!("{file}: {k}: tunnel parent {p} is not a record"));
+                        }
+                    }
+                }
+                Some("outer") => {
+                    if f["tunnel"].as_str().is_none() {
+                        failures.push(format!("{file}: {k}: outer connection without `tunnel`"));
+                    }
+                }
+                _ => {
+                    if !parents.is_empty() {
+                        failures.push(format!(
+                            "{file}: {k}: unexpected tunnel_parents {parents:?}"
+                        ));
+                    }
                 }
             }
             if row["proto"] != "icmp" {

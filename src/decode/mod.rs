@@ -6,6 +6,7 @@
 //! [`Undecodable`] reason and counted by the caller.
 
 pub mod checksum;
+pub mod defrag;
 pub mod link;
 pub mod tunnel;
 
@@ -197,7 +198,7 @@ pub struct Decoded {
     pub src: Addr,
     pub dst: Addr,
     pub ip_proto: u8,
-    /// IP-level length on the wire (header + payload), for `*_ip_bytes`.
+    /// The IP header's length (total length; IPv6: 40 + payload length), for `*_ip_bytes`.
     pub ip_len: u32,
     pub transport: Transport,
     pub vlans: Vlans,
@@ -209,6 +210,8 @@ pub struct Decoded {
     /// an NTP server-mode packet on port 123. Zeek's DNS and NTP analyzers flip a connection
     /// whose first packet is such a reply; synwatch does the same without parsing further.
     pub udp_reply: bool,
+    /// Where the IP header starts in the bytes given to [`decode`].
+    pub ip_off: u32,
     /// True for any IP fragment (first or not): its payload is not the whole datagram.
     pub fragmented: bool,
     /// Where the transport payload starts in the bytes given to [`decode`] (after the UDP
@@ -246,6 +249,7 @@ pub fn decode(
     let mut d = decode_ip(ip_bytes, missing, ts, vlans, opts)?;
     let link_len = (ip_bytes.as_ptr() as usize).saturating_sub(frame.as_ptr() as usize);
     d.payload_off = d.payload_off.saturating_add(link_len as u32);
+    d.ip_off = link_len as u32;
     Ok(d)
 }
 
@@ -263,13 +267,14 @@ pub fn decode_ip(
         etherparse::err::ip::LaxHeaderSliceError::Content(_) => Undecodable::BadIpHeader,
     })?;
     let truncated = missing > 0;
-    let (src, dst, ip_len, first_fragment) = match &ip {
+    let (src, dst, ip_len, eff_len, first_fragment) = match &ip {
         LaxIpSlice::Ipv4(v4) => {
             let h = v4.header();
             let total = u32::from(h.total_len());
             // A zero or too-small total length happens with segmentation offload; then the
-            // captured bytes are all we know.
-            let ip_len = if total >= u32::from(h.ihl()) * 4 {
+            // captured bytes are all we know of the payload. `*_ip_bytes` still count what the
+            // header says, as Zeek's `IP_Hdr::TotalLen` does.
+            let eff_len = if total >= u32::from(h.ihl()) * 4 {
                 total
             } else {
                 ip_bytes.len() as u32 + missing
@@ -281,18 +286,15 @@ pub fn decode_ip(
             (
                 Addr::v4(h.source()),
                 Addr::v4(h.destination()),
-                ip_len,
+                total,
+                eff_len,
                 first,
             )
         }
         LaxIpSlice::Ipv6(v6) => {
             let h = v6.header();
-            let pl = u32::from(h.payload_length());
-            let ip_len = if pl > 0 {
-                40 + pl
-            } else {
-                ip_bytes.len() as u32 + missing
-            };
+            // Zeek takes the header's word for it, even a zero payload length.
+            let ip_len = 40 + u32::from(h.payload_length());
             let mut first = true;
             for ext in v6.extensions().clone().into_iter() {
                 if let etherparse::Ipv6ExtensionSlice::Fragment(f) = ext
@@ -305,6 +307,7 @@ pub fn decode_ip(
                 Addr::v6(h.source()),
                 Addr::v6(h.destination()),
                 ip_len,
+                ip_len,
                 first,
             )
         }
@@ -314,7 +317,7 @@ pub fn decode_ip(
     // Bytes of transport data on the wire: the IP length minus everything before the payload.
     let header_bytes =
         (payload.payload.as_ptr() as usize).saturating_sub(ip_bytes.as_ptr() as usize) as u32;
-    let l4_wire_len = ip_len.saturating_sub(header_bytes);
+    let l4_wire_len = eff_len.saturating_sub(header_bytes);
     let complete = !truncated && !payload.incomplete;
 
     let mut d = Decoded {
@@ -328,6 +331,7 @@ pub fn decode_ip(
         l4_checksum: ChecksumVerdict::Unchecked,
         truncated,
         udp_reply: false,
+        ip_off: 0,
         fragmented: payload.fragmented,
         payload_off: header_bytes,
     };

@@ -42,6 +42,77 @@ impl Default for Timeouts {
     }
 }
 
+impl Timeouts {
+    /// The names `--timeout` accepts: Zeek's option names (init-bare.zeek), with what each sets.
+    pub const NAMES: [(&'static str, &'static str); 10] = [
+        (
+            "tcp_attempt_delay",
+            "an unanswered SYN is written as an attempt (S0) after this",
+        ),
+        (
+            "tcp_close_delay",
+            "a closed or reset connection is written this long after the close",
+        ),
+        (
+            "tcp_session_timer",
+            "how often a half-closed or idle TCP connection is re-checked",
+        ),
+        (
+            "tcp_connection_linger",
+            "idle time after one side closed before the record is written",
+        ),
+        (
+            "tcp_SYN_timeout",
+            "first re-check of a connection that has only seen a SYN",
+        ),
+        (
+            "tcp_inactivity_timeout",
+            "an established TCP connection idle this long is written",
+        ),
+        (
+            "tcp_interactive_timeout",
+            "the same for ports 21, 22, 23 and 513",
+        ),
+        (
+            "udp_inactivity_timeout",
+            "a UDP flow idle this long is written",
+        ),
+        (
+            "icmp_inactivity_timeout",
+            "an ICMP flow idle this long is written",
+        ),
+        (
+            "unknown_ip_inactivity_timeout",
+            "a flow of another IP protocol idle this long is written",
+        ),
+    ];
+
+    /// Sets the timer called `name` (one of [`Timeouts::NAMES`]).
+    pub fn set(&mut self, name: &str, value: Micros) -> Result<(), String> {
+        let slot = match name {
+            "tcp_attempt_delay" => &mut self.tcp_attempt,
+            "tcp_close_delay" => &mut self.tcp_close,
+            "tcp_session_timer" => &mut self.tcp_session_timer,
+            "tcp_connection_linger" => &mut self.tcp_linger,
+            "tcp_SYN_timeout" => &mut self.tcp_syn_timeout,
+            "tcp_inactivity_timeout" => &mut self.tcp_inactivity,
+            "tcp_interactive_timeout" => &mut self.tcp_interactive_inactivity,
+            "udp_inactivity_timeout" => &mut self.udp_inactivity,
+            "icmp_inactivity_timeout" => &mut self.icmp_inactivity,
+            "unknown_ip_inactivity_timeout" => &mut self.other_inactivity,
+            _ => {
+                let names: Vec<&str> = Self::NAMES.iter().map(|(n, _)| *n).collect();
+                return Err(format!(
+                    "unknown timeout `{name}`; known: {}",
+                    names.join(", ")
+                ));
+            }
+        };
+        *slot = value;
+        Ok(())
+    }
+}
+
 /// Why a connection record was written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum EndReason {
@@ -325,6 +396,7 @@ impl Connection {
     pub fn flip_roles(&mut self) {
         self.orig ^= 1;
         self.history.push_raw(b'^');
+        self.tcp.flip();
     }
 
     pub(crate) fn tcp(&self) -> &TcpConn {
@@ -377,7 +449,7 @@ impl Connection {
         match d.transport {
             Transport::Tcp(seg) => {
                 s.tcp_flags |= seg.flags;
-                let fx = self.tcp_segment(side, &seg, d.ts);
+                let fx = self.tcp_segment(side, &seg, d.ts, !d.truncated);
                 if fx.arm_attempt {
                     self.timers.attempt = Some(d.ts.saturating_add(self.cfg.tcp_attempt));
                 }
@@ -420,8 +492,8 @@ impl Connection {
                 s.payload_bytes += u64::from(payload_len);
                 self.last_time = self.last_time.max(d.ts);
             }
+            // Zeek counts no payload bytes for protocols it does not analyse.
             Transport::Other | Transport::Fragment | Transport::TcpHeaderCut { .. } => {
-                s.payload_bytes += u64::from(d.ip_len);
                 self.last_time = self.last_time.max(d.ts);
             }
         }

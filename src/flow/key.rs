@@ -138,6 +138,7 @@ mod tests {
             truncated: false,
             fragmented: false,
             udp_reply: false,
+            ip_off: 0,
             payload_off: 0,
         }
     }

@@ -1,6 +1,7 @@
 //! Flow tracking: keys, the per-connection TCP state machine and history, timers, records.
 
 pub mod conn;
+pub mod content;
 pub mod history;
 pub mod key;
 pub mod record;

@@ -102,7 +102,7 @@ impl ConnRecord {
             resp_bytes,
             orig_ip_bytes: o.ip_bytes,
             resp_ip_bytes: r.ip_bytes,
-            missed_bytes: 0,
+            missed_bytes: t.ep[0].missed.saturating_add(t.ep[1].missed),
             orig_tcp_flags: o.tcp_flags,
             resp_tcp_flags: r.tcp_flags,
             reason,

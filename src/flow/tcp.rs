@@ -6,6 +6,7 @@
 //! letters' repeat rules, retransmission (`T`) detection and the byte counts.
 
 use super::conn::Connection;
+use super::content::ContentTracker;
 use super::history::{Once, Scaled};
 use crate::decode::TcpSegment;
 use crate::time::Micros;
@@ -71,6 +72,13 @@ pub struct TcpEndpoint {
     rxmt: Scaled,
     win0: Scaled,
     pub(crate) chk: Scaled,
+    gap: Scaled,
+    /// Relative sequence number just past this side's last FIN (Zeek's `FIN_seq`).
+    fin_rel: Option<u64>,
+    /// This side's data as far as the peer's acknowledgements can tell (content gaps).
+    content: ContentTracker,
+    /// Bytes of this side's data found missing (Zeek's `content_gap` lengths).
+    pub missed: u64,
 }
 
 impl TcpEndpoint {
@@ -96,6 +104,18 @@ impl TcpEndpoint {
             self.ack_wraps = self.ack_wraps.wrapping_add(1);
         }
         self.ack_seq = seq;
+    }
+
+    /// How far the peer has acknowledged this side, relative to the start.
+    fn rel_acked(&self) -> u64 {
+        Self::full(self.ack_seq, self.ack_wraps).saturating_sub(u64::from(self.start_seq))
+    }
+
+    /// Zeek's `is_clean`: established, or closed straight from established.
+    fn is_clean(&self) -> bool {
+        self.state == EndpointState::Established
+            || (self.state == EndpointState::Closed
+                && self.prev_state == EndpointState::Established)
     }
 
     fn no_data_acked(&self) -> bool {
@@ -157,6 +177,17 @@ pub struct TcpConn {
     pub syn_ts: Option<Micros>,
     pub synack_ts: Option<Micros>,
     pub ack_ts: Option<Micros>,
+    /// Zeek's `is_partial` and `first_packet_seen` (bit 1: originator, bit 2: responder).
+    pub is_partial: bool,
+    pub first_seen: u8,
+}
+
+impl TcpConn {
+    /// Zeek's `FlipRoles` for the TCP adapter: role bits swap, partial status resets.
+    pub(crate) fn flip(&mut self) {
+        self.first_seen = ((self.first_seen & 1) << 1) | ((self.first_seen & 2) >> 1);
+        self.is_partial = false;
+    }
 }
 
 /// What a segment asks of the connection's timers.
@@ -193,15 +224,19 @@ impl Connection {
 
     /// Processes one TCP segment from `side` (Zeek's `TCPSessionAdapter::Process`, without
     /// content reassembly).
+    /// `payload_complete` is false when the snap length cut the payload: such data is not
+    /// "seen" (Zeek's `truncated_tcp_payload`), so acknowledgements of it are gaps.
     pub(crate) fn tcp_segment(
         &mut self,
         side: usize,
         seg: &TcpSegment,
         ts: Micros,
+        payload_complete: bool,
     ) -> SegmentEffects {
         let mut fx = SegmentEffects::default();
         // Zeek computes this once; a flip during history update does not change it.
         let is_orig = side == self.orig_side();
+        self.set_partial_status(is_orig, seg);
         let len = seg.payload_len;
         let mut seg_len = len as i64 + i64::from(seg.syn()) + i64::from(seg.fin());
         if seg.rst() {
@@ -210,7 +245,7 @@ impl Connection {
         let seq_one_past = seg.seq.wrapping_add(seg_len as u32);
 
         self.init_endpoint(side, seg, seq_one_past);
-        let (rel_seq, _underflow) = {
+        let (rel_seq, seq_underflow) = {
             let e = self.ep(side);
             e.relative(seg.seq, e.last_seq, e.seq_wraps)
         };
@@ -225,20 +260,26 @@ impl Connection {
         if seg.fin() {
             let e = self.ep_mut(side);
             e.fin_cnt = e.fin_cnt.saturating_add(1);
+            e.fin_rel = Some(rel_seq.wrapping_add(seg_len as u64));
         }
 
+        let mut rel_ack = 0;
         if seg.ack_flag() {
             let peer = side ^ 1;
             if self.ep(peer).state == EndpointState::Inactive {
                 // Start the peer's numbering as if its SYN had been seen.
+                rel_ack = 1;
                 let start = seg.ack.wrapping_sub(1);
                 self.ep_mut(peer).init_seqs(start, start);
-            } else if !seg.rst() {
+            } else {
                 let p = self.ep(peer);
-                let (_rel_ack, underflow) = p.relative(seg.ack, p.ack_seq, p.ack_wraps);
+                let (rel, underflow) = p.relative(seg.ack, p.ack_seq, p.ack_wraps);
+                if !underflow {
+                    rel_ack = rel;
+                }
                 let delta_ack = seq_delta(seg.ack, p.ack_seq);
                 let broken_ack = seg.ack == 0 && delta_ack > TOO_LARGE_SEQ_DELTA;
-                if !underflow && !broken_ack && delta_ack > 0 {
+                if !seg.rst() && !underflow && !broken_ack && delta_ack > 0 {
                     self.ep_mut(peer).update_ack_seq(seg.ack);
                 }
             }
@@ -251,10 +292,54 @@ impl Connection {
 
         let (do_close, gen_event) =
             self.update_state_machine(side, seg, len, delta_last, is_orig, &mut fx);
+        if seg.ack_flag() {
+            // After the state machine, so a gap revealed by a final RST is not flagged.
+            self.ack_received(side ^ 1, rel_ack);
+        }
+        if len > 0 && payload_complete && !seg.rst() && !seq_underflow {
+            let data_seq = if seg.syn() { rel_seq + 1 } else { rel_seq };
+            let e = self.ep_mut(side);
+            let acked = e.rel_acked();
+            e.content.data_sent(data_seq, u64::from(len), acked);
+        }
         if do_close {
             self.connection_closed(side, gen_event);
         }
         fx
+    }
+
+    /// Zeek's `SetPartialStatus`.
+    fn set_partial_status(&mut self, is_orig: bool, seg: &TcpSegment) {
+        let t = self.tcp_mut();
+        if is_orig {
+            if t.first_seen & 1 == 0 {
+                t.is_partial = !seg.syn() || seg.ack_flag();
+            }
+        } else if t.first_seen & 2 == 0 && !t.is_partial {
+            t.is_partial = !seg.syn();
+        }
+    }
+
+    /// `side`'s data was acknowledged up to `rel_ack` by its peer: look for content gaps and
+    /// record them (scaled `G`/`g`, `missed_bytes`) when both sides are cleanly established.
+    fn ack_received(&mut self, side: usize, rel_ack: u64) {
+        let partial = self.tcp().is_partial;
+        let report = self.ep(side).is_clean() && self.ep(side ^ 1).is_clean();
+        let from_orig = side == self.orig_side();
+        let mut e = *self.ep(side);
+        let mut gap_hits = 0u32;
+        let mut missed = 0u64;
+        e.content.ack_received(rel_ack, e.fin_rel, partial, |g| {
+            gap_hits += 1;
+            missed = missed.saturating_add(g.len);
+        });
+        if report {
+            e.missed = e.missed.saturating_add(missed);
+            for _ in 0..gap_hits {
+                e.gap.hit(&mut self.history, b'G', from_orig);
+            }
+        }
+        *self.ep_mut(side) = e;
     }
 
     fn note_handshake(&mut self, side: usize, seg: &TcpSegment, ts: Micros) {
@@ -447,6 +532,7 @@ impl Connection {
                             // SYN seen after its SYN-ACK (reordered capture): flip, establish.
                             self.flip_roles();
                             self.set_state(peer, EndpointState::Established);
+                            self.tcp_mut().first_seen |= 1;
                         }
                         if self.ep(peer).state == EndpointState::SynSent {
                             self.set_state(peer, EndpointState::Established);
@@ -481,6 +567,9 @@ impl Connection {
                     } else if seg.ack_flag() && self.ep(peer).state == EndpointState::Established {
                         // Missed the initial SYN but saw the SYN-ACK: established.
                         self.set_state(side, EndpointState::Established);
+                        let t = self.tcp_mut();
+                        t.is_partial = false;
+                        t.first_seen |= if is_orig { 1 } else { 2 };
                     } else {
                         self.set_state(side, EndpointState::Partial);
                     }

@@ -38,6 +38,7 @@ fn seg(ms: i64, from: [u8; 4], flags: u8, seq: u32, ack: u32, len: u32) -> Decod
         truncated: false,
         fragmented: false,
         udp_reply: false,
+        ip_off: 0,
         payload_off: 0,
     }
 }

@@ -3,8 +3,58 @@
 use serde::Serialize;
 
 use super::{proto_name, uid};
+use crate::classify::ports::{PortDb, PortEntry, RangeClass};
 use crate::flow::ConnRecord;
 use crate::flow::key::proto;
+
+/// The `port` object: what the port database says about the responder's port.
+#[derive(Serialize)]
+pub struct PortObject<'a> {
+    pub port: u16,
+    pub proto: &'static str,
+    /// IANA range: well-known, registered or dynamic.
+    pub range: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<&'a str>,
+    /// trojan, risky, proxy or service; absent for ports the database does not know.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub category: Option<&'static str>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    pub names: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub advice: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub correction: Option<&'a str>,
+}
+
+impl<'a> PortObject<'a> {
+    pub fn new(e: &'a PortEntry, port: u16) -> Self {
+        PortObject {
+            port,
+            proto: e.proto.name(),
+            range: RangeClass::of(port).name(),
+            service: e.service.as_deref(),
+            category: Some(e.category.name()),
+            names: &e.names,
+            advice: e.advice.as_deref(),
+            correction: e.correction.as_deref(),
+        }
+    }
+
+    /// For a port the database does not know: only its range.
+    pub fn unknown(proto: &'static str, port: u16) -> Self {
+        PortObject {
+            port,
+            proto,
+            range: RangeClass::of(port).name(),
+            service: None,
+            category: None,
+            names: &[],
+            advice: None,
+            correction: None,
+        }
+    }
+}
 
 #[derive(Serialize)]
 struct FlowEvent<'a> {
@@ -19,6 +69,8 @@ struct FlowEvent<'a> {
     ip_proto: u8,
     #[serde(skip_serializing_if = "Option::is_none")]
     vlan: Option<Vec<u16>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    port: Option<PortObject<'a>>,
     flow: FlowBody<'a>,
 }
 
@@ -73,8 +125,18 @@ pub fn flag_letters(f: u8) -> String {
 }
 
 /// Writes one record as a JSON line.
-pub fn write_flow(out: &mut impl std::io::Write, r: &ConnRecord) -> std::io::Result<()> {
+pub fn write_flow(
+    out: &mut impl std::io::Write,
+    r: &ConnRecord,
+    db: &PortDb,
+) -> std::io::Result<()> {
     let is_tcp = r.ip_proto == proto::TCP;
+    let port = match (r.ip_proto, db.lookup_ip(r.ip_proto, r.resp.port)) {
+        (_, Some(e)) => Some(PortObject::new(e, r.resp.port)),
+        (proto::TCP, None) => Some(PortObject::unknown("tcp", r.resp.port)),
+        (proto::UDP, None) => Some(PortObject::unknown("udp", r.resp.port)),
+        _ => None,
+    };
     let ev = FlowEvent {
         timestamp: r.start.to_rfc3339(),
         flow_id: r.flow_id,
@@ -90,6 +152,7 @@ pub fn write_flow(out: &mut impl std::io::Write, r: &ConnRecord) -> std::io::Res
             (o, 0) => Some(vec![o]),
             (o, i) => Some(vec![o, i]),
         },
+        port,
         flow: FlowBody {
             uid: uid(r.flow_id),
             conn_state: r.conn_state.name(),

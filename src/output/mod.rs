@@ -1,6 +1,8 @@
 //! Output: connection records as JSON lines or a Zeek conn.log, and the run summary.
 
+pub mod alerts;
 pub mod json;
+pub mod ports;
 pub mod summary;
 pub mod writer;
 pub mod zeek;

@@ -7,7 +7,9 @@ use hdrhistogram::Histogram;
 
 use crate::capture::file::SourceReport;
 use crate::decode::Undecodable;
+use crate::decode::defrag::DefragStats;
 use crate::decode::tunnel::TunnelKind;
+use crate::detect::{DetectStats, TopAlert};
 use crate::flow::key::proto;
 use crate::flow::{ConnRecord, ConnState, FlowStats, Handshake};
 
@@ -25,6 +27,11 @@ pub struct Summary {
     pub inner_undecodable: [u64; Undecodable::ALL.len()],
     /// Packets whose tunnels were nested deeper than synwatch opens.
     pub tunnel_too_deep: u64,
+    /// IP fragment reassembly.
+    pub defrag: DefragStats,
+    /// Alerts.
+    pub detect: DetectStats,
+    pub top_alerts: Vec<TopAlert>,
     pub conns: u64,
     pub by_proto: [u64; 4], // tcp, udp, icmp, other
     pub by_state: [u64; ConnState::ALL.len()],
@@ -58,6 +65,9 @@ impl Default for Summary {
             tunnelled: [0; TunnelKind::ALL.len()],
             inner_undecodable: [0; Undecodable::ALL.len()],
             tunnel_too_deep: 0,
+            defrag: DefragStats::default(),
+            detect: DetectStats::default(),
+            top_alerts: Vec::new(),
             conns: 0,
             by_proto: [0; 4],
             by_state: [0; ConnState::ALL.len()],
@@ -142,12 +152,44 @@ impl Summary {
                 self.bad_l4_checksums
             );
         }
+        let f = &self.defrag;
+        if f.fragments > 0 {
+            let _ = writeln!(
+                s,
+                "  fragments    {} IP fragments: {} datagrams reassembled, {} timed out, {} dropped at the limits, {} unusable, {} overlapping",
+                f.fragments, f.reassembled, f.timed_out, f.evicted, f.malformed, f.overlaps
+            );
+        }
         if self.flow_stats.non_first_fragments > 0 {
             let _ = writeln!(
                 s,
-                "  fragments    {} non-first IP fragments (no ports; not tracked)",
+                "               {} non-first fragments left unreassembled (no ports; not tracked)",
                 self.flow_stats.non_first_fragments
             );
+        }
+        let tunnelled: u64 = self.tunnelled.iter().sum();
+        if tunnelled > 0 {
+            let kinds: Vec<String> = TunnelKind::ALL
+                .iter()
+                .filter(|k| self.tunnelled[k.index()] > 0)
+                .map(|k| format!("{} {}", k.name(), self.tunnelled[k.index()]))
+                .collect();
+            let _ = writeln!(
+                s,
+                "  tunnels      {} inner packets ({})",
+                tunnelled,
+                kinds.join(", ")
+            );
+            let bad: u64 = self.inner_undecodable.iter().sum();
+            if bad > 0 || self.tunnel_too_deep > 0 {
+                let _ = writeln!(
+                    s,
+                    "               {} inner packets undecodable, {} nested deeper than {}",
+                    bad,
+                    self.tunnel_too_deep,
+                    crate::analyse::MAX_TUNNEL_DEPTH
+                );
+            }
         }
         let _ = writeln!(
             s,
@@ -187,6 +229,46 @@ impl Summary {
                 s,
                 "  evicted      {} flows (flow table full; each still written)",
                 self.flow_stats.evicted
+            );
+        }
+        let d = &self.detect;
+        let _ = writeln!(
+            s,
+            "  alerts       {} ({} high, {} medium, {} low) from {} connections{}",
+            d.alerts,
+            d.by_severity[0],
+            d.by_severity[1],
+            d.by_severity[2],
+            d.matched - d.allowed,
+            if d.allowed > 0 {
+                format!("; {} more allowed by the rules file", d.allowed)
+            } else {
+                String::new()
+            }
+        );
+        for t in self.top_alerts.iter().take(10) {
+            let sev = match t.severity {
+                1 => "high",
+                2 => "medium",
+                _ => "low",
+            };
+            let _ = writeln!(
+                s,
+                "    {:<6} {:<26} {:<28} {} alert{}, {} connection{}",
+                sev,
+                t.rule.id(),
+                t.label,
+                t.alerts,
+                if t.alerts == 1 { "" } else { "s" },
+                t.conns,
+                if t.conns == 1 { "" } else { "s" }
+            );
+        }
+        if d.folds_flushed_early > 0 {
+            let _ = writeln!(
+                s,
+                "    ({} alerts written before their fold window closed: too many open at once)",
+                d.folds_flushed_early
             );
         }
         s

@@ -2,7 +2,10 @@
 
 use std::io::{BufWriter, Write};
 
+use std::sync::Arc;
+
 use super::{ConnFormat, json, zeek};
+use crate::classify::ports::PortDb;
 use crate::flow::ConnRecord;
 use crate::time::Micros;
 
@@ -12,16 +15,18 @@ pub struct ConnWriter {
     format: ConnFormat,
     line: String,
     header_done: bool,
+    db: Arc<PortDb>,
     pub written: u64,
 }
 
 impl ConnWriter {
-    pub fn new(dest: Box<dyn Write + Send>, format: ConnFormat) -> Self {
+    pub fn new(dest: Box<dyn Write + Send>, format: ConnFormat, db: Arc<PortDb>) -> Self {
         ConnWriter {
             out: BufWriter::with_capacity(1 << 16, dest),
             format,
             line: String::new(),
             header_done: false,
+            db,
             written: 0,
         }
     }
@@ -34,8 +39,8 @@ impl ConnWriter {
             }
         }
         match self.format {
-            ConnFormat::Json => json::write_flow(&mut self.out, r)?,
-            ConnFormat::Zeek => zeek::write_row(&mut self.out, r, &mut self.line)?,
+            ConnFormat::Json => json::write_flow(&mut self.out, r, &self.db)?,
+            ConnFormat::Zeek => zeek::write_row(&mut self.out, r, &mut self.line, &self.db)?,
         }
         self.written += 1;
         Ok(())
@@ -51,6 +56,11 @@ impl ConnWriter {
             zeek::write_footer(&mut self.out, end)?;
         }
         self.out.flush()
+    }
+
+    /// The destination, for alerts that share it (both to standard output).
+    pub fn sink(&mut self) -> &mut dyn Write {
+        &mut self.out
     }
 
     pub fn flush(&mut self) -> std::io::Result<()> {

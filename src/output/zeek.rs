@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 use std::io::Write;
 
 use super::uid;
+use crate::classify::ports::PortDb;
 use crate::flow::ConnRecord;
 use crate::flow::key::proto;
 use crate::time::Micros;
@@ -47,7 +48,12 @@ pub fn write_footer(out: &mut impl Write, now: Micros) -> std::io::Result<()> {
 }
 
 /// Writes one conn.log row. `line` is a scratch buffer reused between calls.
-pub fn write_row(out: &mut impl Write, r: &ConnRecord, line: &mut String) -> std::io::Result<()> {
+pub fn write_row(
+    out: &mut impl Write,
+    r: &ConnRecord,
+    line: &mut String,
+    db: &PortDb,
+) -> std::io::Result<()> {
     line.clear();
     r.start.write_epoch(line);
     let proto_s = match r.ip_proto {
@@ -65,7 +71,11 @@ pub fn write_row(out: &mut impl Write, r: &ConnRecord, line: &mut String) -> std
         r.resp.addr.to_ip(),
         r.resp.port,
         proto_s,
-        r.tunnel.map_or("-", |t| t.name()),
+        // A tunnel's own name, else the port database's IANA service for the responder port.
+        r.tunnel.map(|t| t.name()).unwrap_or_else(|| db
+            .lookup_ip(r.ip_proto, r.resp.port)
+            .and_then(|e| e.service.as_deref())
+            .unwrap_or("-")),
     );
     let dur = r.duration();
     if dur.0 > 0 {

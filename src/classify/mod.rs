@@ -1,0 +1,3 @@
+//! Classification: what ports mean (the reviewed port database).
+
+pub mod ports;
