@@ -151,3 +151,102 @@ impl Analyzer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Hand-built packets (the kernel here has no GRE or IP-in-IP devices to record with).
+    use super::*;
+    use crate::classify::ports::PortDb;
+    use crate::detect::Detector;
+    use crate::rules::Rules;
+
+    fn ipv4(src: [u8; 4], dst: [u8; 4], proto: u8, id: u16, frag: u16, payload: &[u8]) -> Vec<u8> {
+        let total = (20 + payload.len()) as u16;
+        let mut p = vec![0x45, 0];
+        p.extend_from_slice(&total.to_be_bytes());
+        p.extend_from_slice(&id.to_be_bytes());
+        p.extend_from_slice(&frag.to_be_bytes());
+        p.extend_from_slice(&[64, proto, 0, 0]);
+        p.extend_from_slice(&src);
+        p.extend_from_slice(&dst);
+        p.extend_from_slice(payload);
+        p
+    }
+
+    fn udp(sport: u16, dport: u16, body: &[u8]) -> Vec<u8> {
+        let mut u = Vec::new();
+        u.extend_from_slice(&sport.to_be_bytes());
+        u.extend_from_slice(&dport.to_be_bytes());
+        u.extend_from_slice(&((8 + body.len()) as u16).to_be_bytes());
+        u.extend_from_slice(&[0, 0]);
+        u.extend_from_slice(body);
+        u
+    }
+
+    fn analyzer() -> Analyzer {
+        let db = std::sync::Arc::new(PortDb::builtin().unwrap());
+        Analyzer::new(
+            TableConfig::default(),
+            DecodeOptions::default(),
+            Detector::new(db, Rules::default()),
+        )
+    }
+
+    #[test]
+    fn gre_inner_connection_names_the_outer_one() {
+        let inner = ipv4(
+            [192, 168, 0, 1],
+            [192, 168, 0, 2],
+            17,
+            1,
+            0,
+            &udp(5000, 53, b"q"),
+        );
+        let mut gre = vec![0x00, 0x00, 0x08, 0x00];
+        gre.extend_from_slice(&inner);
+        let outer = ipv4([10, 0, 0, 1], [10, 0, 0, 2], 47, 2, 0, &gre);
+        let mut an = analyzer();
+        an.packet(dlt::RAW, &outer, Micros(1), outer.len() as u32);
+        an.finish(EndReason::EndOfInput);
+        assert_eq!(an.pending.len(), 2);
+        let outer_rec = an.pending.iter().find(|r| r.ip_proto == 47).unwrap();
+        let inner_rec = an.pending.iter().find(|r| r.ip_proto == 17).unwrap();
+        assert_eq!(outer_rec.tunnel, Some(tunnel::TunnelKind::Gre));
+        assert_eq!(inner_rec.parents.as_slice(), &[outer_rec.flow_id]);
+        assert_eq!(inner_rec.resp.port, 53);
+        assert_eq!(an.summary.tunnelled[tunnel::TunnelKind::Gre.index()], 1);
+    }
+
+    #[test]
+    fn a_fragmented_datagram_is_one_packet_of_its_connection() {
+        let body = udp(40000, 40001, &[7u8; 40]); // 48 bytes: fragments of 24 + 24
+        let f1 = ipv4([10, 0, 0, 1], [10, 0, 0, 2], 17, 9, 0x2000, &body[..24]);
+        let f2 = ipv4([10, 0, 0, 1], [10, 0, 0, 2], 17, 9, 3, &body[24..]);
+        let mut an = analyzer();
+        an.packet(dlt::RAW, &f2, Micros(1), f2.len() as u32);
+        an.packet(dlt::RAW, &f1, Micros(2), f1.len() as u32);
+        an.finish(EndReason::EndOfInput);
+        assert_eq!(an.pending.len(), 1);
+        let r = &an.pending[0];
+        assert_eq!((r.orig.port, r.resp.port, r.orig_pkts), (40000, 40001, 1));
+        assert_eq!(r.orig_bytes, 40);
+        assert_eq!(an.summary.defrag.reassembled, 1);
+        assert_eq!(an.summary.packets, 2);
+    }
+
+    #[test]
+    fn tunnels_nest_only_so_deep() {
+        // IP-in-IP six levels deep: four are opened, the rest counted.
+        let mut p = ipv4([1, 1, 1, 1], [2, 2, 2, 2], 17, 1, 0, &udp(1, 2, b"x"));
+        for i in 0..6u8 {
+            p = ipv4([10, i, 0, 1], [10, i, 0, 2], 4, u16::from(i), 0, &p);
+        }
+        let mut an = analyzer();
+        an.packet(dlt::RAW, &p, Micros(1), p.len() as u32);
+        assert_eq!(an.summary.tunnel_too_deep, 1);
+        assert_eq!(
+            an.summary.tunnelled.iter().sum::<u64>(),
+            MAX_TUNNEL_DEPTH as u64
+        );
+    }
+}

@@ -1,8 +1,12 @@
 //! Which ports are "likely server ports": Zeek's `likely_server_ports`, used to guess the
 //! originator of a connection whose start was not seen (ZEEK-SEMANTICS §5).
 //!
-//! Zeek fills the set from the ports its loaded protocol analyzers register; this is the set a
-//! default (non-bare) Zeek has for the services below. Lookup is O(1): one bit per port.
+//! Zeek fills the set from the ports its loaded protocol analyzers register; the lists below are
+//! the set a default (non-bare) Zeek has. To them synwatch adds every port the port database
+//! (`classify::ports`, built-in table) gives an IANA service that is not a trojan's port, so the
+//! seeds' well-known services play the same role. On Zeek's 48 reference traces the union
+//! changes no verdict. Lookup is O(1): one bit per port, then one index lookup. Only a new
+//! connection asks.
 
 use super::key::proto;
 
@@ -39,7 +43,21 @@ pub fn is_likely_server_port(ip_proto: u8, port: u16) -> bool {
         _ => return false,
     };
     let p = usize::from(port);
-    map.get(p / 64).is_some_and(|w| w & (1 << (p % 64)) != 0)
+    if map.get(p / 64).is_some_and(|w| w & (1 << (p % 64)) != 0) {
+        return true;
+    }
+    db_server_port(ip_proto, port)
+}
+
+/// The port database's services (not trojan ports) that IANA names.
+fn db_server_port(ip_proto: u8, port: u16) -> bool {
+    use crate::classify::ports::{Category, PortDb};
+    static DB: std::sync::OnceLock<Option<PortDb>> = std::sync::OnceLock::new();
+    let Some(db) = DB.get_or_init(|| PortDb::builtin().ok()) else {
+        return false;
+    };
+    db.lookup_ip(ip_proto, port)
+        .is_some_and(|e| e.category != Category::Trojan && e.service.is_some())
 }
 
 #[cfg(test)]

@@ -185,7 +185,7 @@ fn lone_syn_ack_answered_by_rst() {
     // the originator.
     let mut a = seg(0, S, SA, 500, 101, 0);
     let mut b = seg(1, C, F::RST, 101, 0, 0);
-    for (d, sp, dp) in [(&mut a, 7001u16, 40000u16), (&mut b, 40000, 7001)] {
+    for (d, sp, dp) in [(&mut a, 47001u16, 40000u16), (&mut b, 40000, 47001)] {
         if let Transport::Tcp(t) = &mut d.transport {
             (t.sport, t.dport) = (sp, dp);
         }
@@ -275,4 +275,113 @@ fn eviction_writes_the_evicted_flow() {
     assert_eq!(out[0].reason, EndReason::Evicted);
     assert_eq!(t.stats.evicted, 1);
     assert_eq!(t.active(), 1);
+}
+
+#[test]
+fn rstrh_and_shr() {
+    // Zeek's RSTRH: the responder sent SYN-ACK then RST, the originator's SYN never seen. The
+    // originator is known from a likely server port on the SYN-ACK (flip at creation).
+    let (st, h) = one(&[seg(0, S, SA, 500, 101, 0), seg(1, S, RA, 501, 101, 0)]);
+    assert_eq!((st, h.as_str()), (ConnState::RSTRH, "^hr"));
+    // SHR: SYN-ACK then FIN from the responder, nothing from the originator.
+    let (st, h) = one(&[seg(0, S, SA, 500, 101, 0), seg(1, S, FA, 501, 101, 0)]);
+    assert_eq!((st, h.as_str()), (ConnState::SHR, "^hf"));
+}
+
+#[test]
+fn content_gap_is_g_with_missed_bytes() {
+    // The server's 1000 bytes were never captured; the client's ACK of them reveals the gap.
+    let mut p = handshake();
+    p.extend([
+        seg(3, C, PA, 101, 501, 10),
+        seg(4, C, A, 111, 1501, 0),
+        seg(5, C, FA, 111, 1501, 0),
+        seg(6, S, FA, 1501, 112, 0),
+        seg(7, C, A, 112, 1502, 0),
+    ]);
+    let r = run(&p);
+    assert_eq!(r[0].history.as_str(), "ShADgFf");
+    assert_eq!(r[0].missed_bytes, 1000);
+    assert_eq!(r[0].resp_bytes, 1000);
+    assert_eq!(r[0].conn_state, ConnState::SF);
+}
+
+#[test]
+fn acking_the_fin_or_after_a_reset_is_not_a_gap() {
+    // The FIN's own octet is acknowledged: no gap.
+    let mut p = handshake();
+    p.extend([seg(3, S, FA, 501, 101, 0), seg(4, C, A, 101, 502, 0)]);
+    let r = run(&p);
+    assert!(
+        !r[0].history.as_str().contains('g'),
+        "{}",
+        r[0].history.as_str()
+    );
+    assert_eq!(r[0].missed_bytes, 0);
+    // A RST that acknowledges unseen data: the resetting side is not "clean", no gap.
+    let mut p = handshake();
+    p.push(seg(3, C, RA, 101, 9000, 0));
+    let r = run(&p);
+    assert!(
+        !r[0].history.as_str().contains('g'),
+        "{}",
+        r[0].history.as_str()
+    );
+    assert_eq!(r[0].missed_bytes, 0);
+}
+
+#[test]
+fn payload_cut_by_the_snap_length_is_a_gap_when_acknowledged() {
+    let mut p = handshake();
+    let mut cut = seg(3, S, PA, 501, 101, 300);
+    cut.truncated = true;
+    p.extend([cut, seg(4, C, A, 101, 801, 0)]);
+    let r = run(&p);
+    assert_eq!(r[0].history.as_str(), "ShAdg");
+    assert_eq!((r[0].missed_bytes, r[0].resp_bytes), (300, 300));
+}
+
+#[test]
+fn bad_checksum_is_c_and_the_packet_is_skipped() {
+    let mut p = handshake();
+    let mut bad = seg(3, C, PA, 101, 501, 10);
+    bad.l4_checksum = ChecksumVerdict::Bad;
+    p.push(bad);
+    let r = run(&p);
+    assert_eq!(r[0].history.as_str(), "ShAC");
+    assert_eq!(r[0].orig_bytes, 0);
+}
+
+fn udp(ms: i64, from: [u8; 4], len: u32, reply: bool) -> Decoded {
+    let (src, dst) = if from == C { (C, S) } else { (S, C) };
+    let mut d = seg(ms, from, 0, 0, 0, 0);
+    d.src = Addr::v4(src);
+    d.dst = Addr::v4(dst);
+    d.ip_proto = 17;
+    d.ip_len = 28 + len;
+    d.transport = Transport::Udp {
+        sport: 123,
+        dport: 123,
+        payload_len: len,
+    };
+    d.udp_reply = reply;
+    d
+}
+
+#[test]
+fn udp_flip_on_a_first_packet_that_is_a_reply() {
+    // ntp-misordered: the server's reply first, then the client's request; both port 123.
+    let r = run(&[udp(0, S, 48, true), udp(1, C, 48, false)]);
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].history.as_str(), "D^");
+    assert_eq!(r[0].orig.addr, Addr::v4(C));
+    // Zeek's counters stay with the role across this flip: 2 / 0, hence S0.
+    assert_eq!((r[0].orig_pkts, r[0].resp_pkts), (2, 0));
+    assert_eq!(r[0].conn_state, ConnState::S0);
+    // A request first: no flip, SF.
+    let r = run(&[udp(0, C, 48, false), udp(1, S, 48, true)]);
+    assert_eq!(
+        (r[0].history.as_str(), r[0].conn_state),
+        ("Dd", ConnState::SF)
+    );
 }
