@@ -64,6 +64,7 @@ impl Analyzer {
         self.summary.flow_stats = self.table.stats;
         self.summary.defrag = self.defrag.stats;
         self.summary.detect = self.detector.stats;
+        self.summary.scan = self.detector.scan_stats();
     }
 
     /// Decodes `bytes` and whatever it carries: each layer is accounted to its connection, and

@@ -32,7 +32,8 @@ use serde::Deserialize;
 
 use crate::classify::ports::{Category, PortEntry, PortProto, parse_port_range};
 use crate::decode::Addr;
-use crate::detect::port_alerts::PortRule;
+use crate::detect::rule::Rule;
+use crate::detect::scan::ScanConfig;
 use crate::time::Micros;
 
 /// A mistake in a rules file.
@@ -58,6 +59,8 @@ struct RawRules {
     #[serde(default)]
     alerts: RawAlerts,
     #[serde(default)]
+    scan: RawScan,
+    #[serde(default)]
     severity: std::collections::BTreeMap<String, u8>,
     #[serde(default)]
     port: Vec<RawPort>,
@@ -69,6 +72,21 @@ struct RawRules {
 #[serde(deny_unknown_fields)]
 struct RawAlerts {
     fold_window: Option<f64>,
+}
+
+/// `[scan]`: thresholds of the scan, flood and backscatter detector.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawScan {
+    idle: Option<f64>,
+    vertical_ports: Option<u64>,
+    horizontal_hosts: Option<u64>,
+    block_pairs: Option<u64>,
+    flood_attempts: Option<u64>,
+    flood_window: Option<f64>,
+    backscatter_hosts: Option<u64>,
+    max_tracked: Option<usize>,
+    memory_budget_mb: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -152,17 +170,42 @@ pub struct Allow {
     pub dst: Option<Cidr>,
     pub ports: Option<(u16, u16)>,
     pub proto: Option<PortProto>,
-    pub rule: Option<PortRule>,
+    pub rule: Option<Rule>,
 }
 
 impl Allow {
+    /// For an episode (scan, flood, backscatter): `src` is the scanner or the single flood
+    /// source, `dst` the single target or the victim, `port` the single port; a field the
+    /// episode lacks never matches a field the entry gives.
+    pub fn matches_episode(
+        &self,
+        src: Option<Addr>,
+        dst: Option<Addr>,
+        port: Option<u16>,
+        rule: Rule,
+    ) -> bool {
+        let addr_ok = |c: &Option<Cidr>, a: Option<Addr>| match (c, a) {
+            (None, _) => true,
+            (Some(c), Some(a)) => c.contains(&a),
+            (Some(_), None) => false,
+        };
+        addr_ok(&self.src, src)
+            && addr_ok(&self.dst, dst)
+            && match (self.ports, port) {
+                (None, _) => true,
+                (Some((lo, hi)), Some(p)) => (lo..=hi).contains(&p),
+                (Some(_), None) => false,
+            }
+            && self.rule.is_none_or(|r| r == rule)
+    }
+
     pub fn matches(
         &self,
         src: &Addr,
         dst: &Addr,
         port: u16,
         proto: Option<PortProto>,
-        rule: PortRule,
+        rule: Rule,
     ) -> bool {
         self.src.is_none_or(|c| c.contains(src))
             && self.dst.is_none_or(|c| c.contains(dst))
@@ -177,19 +220,21 @@ impl Allow {
 pub struct Rules {
     /// Repeats of one alert within this much packet time are folded into one.
     pub fold_window: Micros,
-    /// Severity per port rule (index: `PortRule::index`).
-    pub severity: [u8; PortRule::ALL.len()],
+    /// Severity per port rule (index: `Rule::index`).
+    pub severity: [u8; Rule::ALL.len()],
     pub ports: Vec<PortEntry>,
     pub allow: Vec<Allow>,
+    pub scan: ScanConfig,
 }
 
 impl Default for Rules {
     fn default() -> Self {
         Rules {
             fold_window: Micros::from_secs(3600),
-            severity: PortRule::ALL.map(|r| r.default_severity()),
+            severity: Rule::ALL.map(|r| r.default_severity()),
             ports: Vec::new(),
             allow: Vec::new(),
+            scan: ScanConfig::default(),
         }
     }
 }
@@ -262,13 +307,62 @@ impl Rules {
             }
             rules.fold_window = Micros((w * 1e6).round() as i64);
         }
+        let secs = |v: Option<f64>, key: &str, dflt: Micros| -> Result<Micros, RulesError> {
+            match v {
+                None => Ok(dflt),
+                Some(w) if w.is_finite() && (0.0..=1e9).contains(&w) => {
+                    Ok(Micros((w * 1e6).round() as i64))
+                }
+                Some(w) => Err(err(
+                    find(key),
+                    format!("{key} {w} is out of range (0 to 1e9 seconds)"),
+                )),
+            }
+        };
+        let count = |v: Option<u64>, key: &str, dflt: u64| -> Result<u64, RulesError> {
+            match v {
+                None => Ok(dflt),
+                Some(0) => Err(err(find(key), format!("{key} must be at least 1"))),
+                Some(n) => Ok(n),
+            }
+        };
+        let d = ScanConfig::default();
+        let sc = &raw.scan;
+        rules.scan = ScanConfig {
+            idle: secs(sc.idle, "idle", d.idle)?,
+            vertical_ports: count(sc.vertical_ports, "vertical_ports", d.vertical_ports)?,
+            horizontal_hosts: count(sc.horizontal_hosts, "horizontal_hosts", d.horizontal_hosts)?,
+            block_pairs: count(sc.block_pairs, "block_pairs", d.block_pairs)?,
+            flood_attempts: count(sc.flood_attempts, "flood_attempts", d.flood_attempts)?,
+            flood_window: secs(sc.flood_window, "flood_window", d.flood_window)?,
+            backscatter_hosts: count(
+                sc.backscatter_hosts,
+                "backscatter_hosts",
+                d.backscatter_hosts,
+            )?,
+            max_tracked: count(
+                sc.max_tracked.map(|n| n as u64),
+                "max_tracked",
+                d.max_tracked as u64,
+            )? as usize,
+            memory_budget: match sc.memory_budget_mb {
+                None => d.memory_budget,
+                Some(0) => {
+                    return Err(err(
+                        find("memory_budget_mb"),
+                        "memory_budget_mb must be at least 1".into(),
+                    ));
+                }
+                Some(mb) => mb.saturating_mul(1 << 20),
+            },
+        };
         for (name, sev) in &raw.severity {
-            let rule = PortRule::parse(name).ok_or_else(|| {
+            let rule = Rule::parse(name).ok_or_else(|| {
                 err(
                     find(name),
                     format!(
                         "unknown rule `{name}` in [severity]; known: {}",
-                        PortRule::names().join(", ")
+                        Rule::names().join(", ")
                     ),
                 )
             })?;
@@ -352,13 +446,10 @@ impl Rules {
                     },
                     rule: match &a.rule {
                         None => None,
-                        Some(r) => Some(PortRule::parse(r).ok_or_else(|| {
+                        Some(r) => Some(Rule::parse(r).ok_or_else(|| {
                             err(
                                 at("rule"),
-                                format!(
-                                    "unknown rule `{r}`; known: {}",
-                                    PortRule::names().join(", ")
-                                ),
+                                format!("unknown rule `{r}`; known: {}", Rule::names().join(", ")),
                             )
                         })?),
                     },
@@ -422,13 +513,13 @@ comment = "bastions"
     fn example_parses() {
         let r = Rules::parse(EXAMPLE, "x.toml").unwrap();
         assert_eq!(r.fold_window, Micros::from_secs(60));
-        assert_eq!(r.severity[PortRule::TrojanProbe.index()], 2);
+        assert_eq!(r.severity[Rule::TrojanProbe.index()], 2);
         assert_eq!(r.ports.len(), 1);
         assert_eq!((r.ports[0].lo, r.ports[0].hi), (4444, 4445));
         let a = &r.allow[0];
         let inside = Addr::v4([10, 1, 2, 3]);
         let outside = Addr::v4([11, 1, 2, 3]);
-        let rule = PortRule::RiskyEstablished;
+        let rule = Rule::RiskyEstablished;
         assert!(a.matches(&inside, &outside, 22, Some(PortProto::Tcp), rule));
         assert!(!a.matches(&outside, &inside, 22, Some(PortProto::Tcp), rule));
         assert!(!a.matches(&inside, &outside, 23, Some(PortProto::Tcp), rule));

@@ -1,6 +1,11 @@
 //! Detection: alerts from finished connections, folded so a flood yields a handful of lines.
 //!
-//! Each connection record is judged when it is written ([`port_alerts`]). An alert is keyed by
+//! Each connection record is judged when it is written: by the port rules ([`port_alerts`]) and
+//! by the scan, flood and backscatter detector ([`scan`]), which writes one alert per episode.
+//! The low-severity port probes (`trojan-probe`, `trojan-udp-unanswered`) of a source that
+//! scanned are folded into its scan alert instead of being written one by one.
+//!
+//! A port alert is keyed by
 //! (rule, source, destination, destination port, protocol); repeats of a key within the fold
 //! window (packet time, `[alerts] fold_window` in the rules file, default one hour) are counted
 //! into the first, and the alert is written once when the window closes or the input ends,
@@ -8,7 +13,10 @@
 //! open at once; beyond that the oldest is written early (counted in
 //! [`DetectStats::folds_flushed_early`]), so memory stays bounded under any flood.
 
+pub mod distinct;
 pub mod port_alerts;
+pub mod rule;
+pub mod scan;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -18,15 +26,44 @@ use crate::decode::Addr;
 use crate::flow::ConnRecord;
 use crate::rules::Rules;
 use crate::time::Micros;
-use port_alerts::PortRule;
+use rule::Rule;
 
 /// Open fold keys kept at most.
 pub const MAX_OPEN_FOLDS: usize = 100_000;
 
-/// One alert, possibly standing for several connections.
+/// One alert.
 #[derive(Clone, Debug)]
-pub struct Alert {
-    pub rule: PortRule,
+pub enum Alert {
+    /// A port rule, possibly standing for several connections.
+    Port(PortAlert),
+    /// A scan, flood or backscatter episode.
+    Episode {
+        rule: Rule,
+        severity: u8,
+        episode: scan::Episode,
+    },
+}
+
+impl Alert {
+    pub fn rule(&self) -> Rule {
+        match self {
+            Alert::Port(a) => a.rule,
+            Alert::Episode { rule, .. } => *rule,
+        }
+    }
+
+    pub fn severity(&self) -> u8 {
+        match self {
+            Alert::Port(a) => a.severity,
+            Alert::Episode { severity, .. } => *severity,
+        }
+    }
+}
+
+/// A port rule's alert, possibly standing for several connections.
+#[derive(Clone, Debug)]
+pub struct PortAlert {
+    pub rule: Rule,
     pub severity: u8,
     /// The first connection that raised it.
     pub first: ConnRecord,
@@ -41,7 +78,7 @@ pub struct Alert {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 struct FoldKey {
-    rule: PortRule,
+    rule: Rule,
     src: Addr,
     dst: Addr,
     dport: u16,
@@ -51,7 +88,7 @@ struct FoldKey {
 /// One line of the summary's alert table.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TopAlert {
-    pub rule: PortRule,
+    pub rule: Rule,
     pub severity: u8,
     /// "31337/tcp Back Orifice".
     pub label: String,
@@ -69,6 +106,8 @@ pub struct DetectStats {
     pub allowed: u64,
     /// Alerts written (after folding).
     pub alerts: u64,
+    /// Low-severity port probe alerts folded into their source's scan alert.
+    pub folded_into_scans: u64,
     /// Alerts by severity (index 0 = severity 1).
     pub by_severity: [u64; 3],
     /// Folds written before their window closed because too many were open.
@@ -78,22 +117,29 @@ pub struct DetectStats {
 pub struct Detector {
     db: Arc<PortDb>,
     rules: Rules,
-    open: HashMap<FoldKey, Alert, foldhash::fast::FixedState>,
+    scan: scan::ScanDetector,
+    episodes: Vec<scan::Episode>,
+    open: HashMap<FoldKey, PortAlert, foldhash::fast::FixedState>,
     /// Keys by the time their window opened (stale entries skipped).
     order: VecDeque<(FoldKey, Micros)>,
     /// Alerts and connections written, by (rule, severity, port, protocol).
-    tally: HashMap<(PortRule, u8, u16, u8), (u64, u64), foldhash::fast::FixedState>,
+    tally: HashMap<(Rule, u8, u16, u8), (u64, u64), foldhash::fast::FixedState>,
+    /// Episode alerts written, by (rule, severity, label): alerts and probes/attempts.
+    episode_tally: std::collections::BTreeMap<(Rule, u8, String), (u64, u64)>,
     pub stats: DetectStats,
 }
 
 impl Detector {
     pub fn new(db: Arc<PortDb>, rules: Rules) -> Self {
         Detector {
+            scan: scan::ScanDetector::new(db.clone(), rules.scan),
+            episodes: Vec::new(),
             db,
             rules,
             open: HashMap::with_hasher(foldhash::fast::FixedState::with_seed(0xa1e7)),
             order: VecDeque::new(),
             tally: HashMap::with_hasher(foldhash::fast::FixedState::with_seed(0x7a11)),
+            episode_tally: std::collections::BTreeMap::new(),
             stats: DetectStats::default(),
         }
     }
@@ -102,8 +148,14 @@ impl Detector {
         &self.db
     }
 
+    pub fn scan_stats(&self) -> scan::ScanStats {
+        self.scan.stats
+    }
+
     /// Judges a finished connection; alerts whose window has closed go to `out`.
     pub fn on_record(&mut self, r: &ConnRecord, out: &mut Vec<Alert>) {
+        self.scan.on_record(r, &mut self.episodes);
+        self.drain_episodes(out);
         self.expire(r.end, out);
         let Some((rule, entry)) = port_alerts::judge(r, &self.db) else {
             return;
@@ -146,7 +198,7 @@ impl Detector {
         }
         self.open.insert(
             key,
-            Alert {
+            PortAlert {
                 rule,
                 severity,
                 first: *r,
@@ -182,7 +234,80 @@ impl Detector {
         }
     }
 
-    fn emit(&mut self, a: Alert, out: &mut Vec<Alert>) {
+    /// Turns finished episodes into alerts (unless an allow entry covers them).
+    fn drain_episodes(&mut self, out: &mut Vec<Alert>) {
+        for ep in std::mem::take(&mut self.episodes) {
+            let (rule, src, dst, port) = match &ep {
+                scan::Episode::Scan(s) => (
+                    Rule::PortScan,
+                    Some(s.scanner),
+                    (s.targets == 1)
+                        .then(|| s.target_sample.first().copied())
+                        .flatten(),
+                    (s.ports == 1)
+                        .then(|| s.port_sample.first().copied())
+                        .flatten(),
+                ),
+                scan::Episode::Flood(f) => (
+                    Rule::SynFlood,
+                    (f.sources == 1)
+                        .then(|| f.source_sample.first().copied())
+                        .flatten(),
+                    Some(f.target),
+                    Some(f.port),
+                ),
+                scan::Episode::Backscatter(b) => (Rule::Backscatter, None, Some(b.victim), None),
+            };
+            let allowed = self
+                .rules
+                .allow
+                .iter()
+                .any(|a| a.matches_episode(src, dst, port, rule));
+            if allowed {
+                self.stats.allowed += 1;
+                continue;
+            }
+            let severity = self.rules.severity[rule.index()].clamp(1, 3);
+            self.stats.alerts += 1;
+            if let Some(n) = self.stats.by_severity.get_mut(usize::from(severity - 1)) {
+                *n += 1;
+            }
+            let label = match &ep {
+                scan::Episode::Scan(s) => format!(
+                    "{} ({} scan, {})",
+                    s.scanner.to_ip(),
+                    s.technique.name(),
+                    s.shape
+                ),
+                scan::Episode::Flood(f) => format!("{}:{}", f.target.to_ip(), f.port),
+                scan::Episode::Backscatter(b) => format!("to {}", b.victim.to_ip()),
+            };
+            let t = self
+                .episode_tally
+                .entry((rule, severity, label))
+                .or_default();
+            t.0 += 1;
+            t.1 += match &ep {
+                scan::Episode::Scan(s) => s.probes,
+                scan::Episode::Flood(f) => f.attempts,
+                scan::Episode::Backscatter(b) => b.synacks + b.resets,
+            };
+            out.push(Alert::Episode {
+                rule,
+                severity,
+                episode: ep,
+            });
+        }
+    }
+
+    fn emit(&mut self, a: PortAlert, out: &mut Vec<Alert>) {
+        // A scanner's low-severity probes are part of its scan alert.
+        if matches!(a.rule, Rule::TrojanProbe | Rule::TrojanUdpUnanswered)
+            && self.scan.is_scanner(&a.first.orig.addr, a.first_seen)
+        {
+            self.stats.folded_into_scans += a.count;
+            return;
+        }
         self.stats.alerts += 1;
         let t = self
             .tally
@@ -190,10 +315,11 @@ impl Detector {
             .or_default();
         t.0 += 1;
         t.1 += a.count;
+        let a = Alert::Port(a);
         if let Some(n) = self
             .stats
             .by_severity
-            .get_mut(usize::from(a.severity.clamp(1, 3) - 1))
+            .get_mut(usize::from(a.severity().clamp(1, 3) - 1))
         {
             *n += 1;
         }
@@ -220,6 +346,17 @@ impl Detector {
                 }
             })
             .collect();
+        v.extend(
+            self.episode_tally
+                .iter()
+                .map(|((rule, severity, label), &(alerts, conns))| TopAlert {
+                    rule: *rule,
+                    severity: *severity,
+                    label: label.clone(),
+                    alerts,
+                    conns,
+                }),
+        );
         v.sort_by(|a, b| {
             (a.severity, std::cmp::Reverse(a.conns), a.rule, &a.label).cmp(&(
                 b.severity,
@@ -231,8 +368,11 @@ impl Detector {
         v
     }
 
-    /// Writes every open alert (end of input or shutdown), oldest first.
+    /// Writes every open alert (end of input or shutdown), oldest first; scan episodes first,
+    /// so the port probes of a scanner fold into its scan.
     pub fn finish(&mut self, out: &mut Vec<Alert>) {
+        self.scan.finish(&mut self.episodes);
+        self.drain_episodes(out);
         while !self.open.is_empty() {
             let before = self.open.len();
             self.pop_oldest(out);

@@ -5,8 +5,10 @@ use std::io::Write;
 use serde::Serialize;
 
 use super::{json::PortObject, proto_name, uid};
-use crate::classify::ports::PortDb;
-use crate::detect::Alert;
+use crate::classify::ports::{PortDb, RangeClass};
+use crate::detect::scan::{BackscatterReport, Episode, FloodReport, ScanReport};
+use crate::detect::{Alert, PortAlert};
+use crate::time::Micros;
 
 /// How alerts are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -68,6 +70,36 @@ struct AlertFlow<'a> {
 
 /// Writes one alert as a JSON line.
 pub fn write_json(out: &mut dyn Write, a: &Alert, db: &PortDb) -> std::io::Result<()> {
+    match a {
+        Alert::Port(p) => write_port_json(out, p, db),
+        Alert::Episode {
+            rule,
+            severity,
+            episode,
+        } => write_episode_json(out, *rule, *severity, episode, db),
+    }
+}
+
+/// Writes one alert as a line of text.
+pub fn write_text(out: &mut dyn Write, a: &Alert, db: &PortDb) -> std::io::Result<()> {
+    match a {
+        Alert::Port(p) => write_port_text(out, p, db),
+        Alert::Episode {
+            rule,
+            severity,
+            episode,
+        } => writeln!(
+            out,
+            "{} severity {} {}: {}",
+            episode_first(episode).to_rfc3339(),
+            severity,
+            rule.id(),
+            episode_signature(episode, db)
+        ),
+    }
+}
+
+fn write_port_json(out: &mut dyn Write, a: &PortAlert, db: &PortDb) -> std::io::Result<()> {
     let r = &a.first;
     let entry = db.lookup_ip(r.ip_proto, r.resp.port);
     let ev = AlertEvent {
@@ -115,8 +147,7 @@ pub fn write_json(out: &mut dyn Write, a: &Alert, db: &PortDb) -> std::io::Resul
     out.write_all(b"\n")
 }
 
-/// Writes one alert as a line of text.
-pub fn write_text(out: &mut dyn Write, a: &Alert, db: &PortDb) -> std::io::Result<()> {
+fn write_port_text(out: &mut dyn Write, a: &PortAlert, db: &PortDb) -> std::io::Result<()> {
     let r = &a.first;
     let entry = db.lookup_ip(r.ip_proto, r.resp.port);
     let sig = entry.map_or_else(
@@ -156,4 +187,336 @@ pub fn write_text(out: &mut dyn Write, a: &Alert, db: &PortDb) -> std::io::Resul
         )?;
     }
     writeln!(out, ")")
+}
+
+fn episode_first(e: &Episode) -> Micros {
+    match e {
+        Episode::Scan(s) => s.first,
+        Episode::Flood(f) => f.first,
+        Episode::Backscatter(b) => b.first,
+    }
+}
+
+/// "22/ssh" or "31337/Back Orifice" or "4444/tcp".
+fn port_label(db: &PortDb, proto: u8, port: u16) -> String {
+    // A trojan's port by the trojan's name; a service by its IANA keyword.
+    match db.lookup_ip(proto, port) {
+        Some(e) if e.category == crate::classify::ports::Category::Trojan => {
+            format!("{port}/{}", e.display_name())
+        }
+        Some(e) => format!(
+            "{port}/{}",
+            e.service.as_deref().unwrap_or(e.display_name())
+        ),
+        None => format!("{port}/{}", proto_name(proto).to_lowercase()),
+    }
+}
+
+fn rate(n: u64, first: Micros, last: Micros) -> f64 {
+    let secs = last.saturating_sub(first).as_secs_f64();
+    if secs > 0.0 {
+        (n as f64 / secs * 10.0).round() / 10.0
+    } else {
+        n as f64
+    }
+}
+
+/// One line for people: "10.0.0.5 scanned 1036 ports on 10.0.0.9 (SYN scan) and found 22/ssh,
+/// 31337/Back Orifice open".
+pub fn episode_signature(e: &Episode, db: &PortDb) -> String {
+    match e {
+        Episode::Scan(s) => scan_signature(s, db),
+        Episode::Flood(f) => flood_signature(f),
+        Episode::Backscatter(b) => format!(
+            "{} received {} unsolicited SYN-ACKs and {} RSTs from {} hosts: backscatter of traffic spoofed with its address",
+            b.victim.to_ip(),
+            b.synacks,
+            b.resets,
+            b.senders
+        ),
+    }
+}
+
+fn scan_signature(s: &ScanReport, db: &PortDb) -> String {
+    let about = if s.approximate { "about " } else { "" };
+    let what = match s.targets {
+        1 => format!(
+            "{about}{} port{} on {}",
+            s.ports,
+            if s.ports == 1 { "" } else { "s" },
+            s.target_sample
+                .first()
+                .map_or_else(String::new, |a| a.to_ip().to_string())
+        ),
+        n => match s.ports {
+            1 => format!(
+                "port {} on {about}{n} hosts",
+                s.port_sample.first().map_or(0, |p| *p)
+            ),
+            p => format!("{about}{p} ports on {about}{n} hosts"),
+        },
+    };
+    let mut line = format!(
+        "{} scanned {} ({} scan)",
+        s.scanner.to_ip(),
+        what,
+        s.technique.name()
+    );
+    if s.open.is_empty() {
+        line.push_str(" and found no open port");
+    } else {
+        let mut found: Vec<String> = Vec::new();
+        for f in s.open.iter().take(10) {
+            let l = port_label(db, f.proto, f.port);
+            let l = if s.targets > 1 {
+                format!("{}:{l}", f.host.to_ip())
+            } else {
+                l
+            };
+            if !found.contains(&l) {
+                found.push(l);
+            }
+        }
+        line.push_str(" and found ");
+        line.push_str(&found.join(", "));
+        if s.open_total as usize > found.len() {
+            line.push_str(&format!(" (+{} more)", s.open_total as usize - found.len()));
+        }
+        line.push_str(" open");
+    }
+    line
+}
+
+fn flood_signature(f: &FloodReport) -> String {
+    let from = if f.sources == 1 {
+        format!(
+            "from {}",
+            f.source_sample
+                .first()
+                .map_or_else(String::new, |a| a.to_ip().to_string())
+        )
+    } else {
+        format!(
+            "from {}{} sources",
+            if f.approximate { "about " } else { "" },
+            f.sources
+        )
+    };
+    format!(
+        "SYN flood to {}:{}: {} SYNs {} in {:.1} s ({} per s), {} answered with SYN-ACK",
+        f.target.to_ip(),
+        f.port,
+        f.attempts,
+        from,
+        f.last.saturating_sub(f.first).as_secs_f64(),
+        rate(f.attempts, f.first, f.last),
+        f.answered
+    )
+}
+
+#[derive(Serialize)]
+struct EpisodeEvent<'a> {
+    timestamp: String,
+    event_type: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    src_ip: Option<std::net::IpAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dest_ip: Option<std::net::IpAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dest_port: Option<u16>,
+    proto: &'static str,
+    alert: EpisodeBody,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scan: Option<ScanObject<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    flood: Option<FloodObject>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    backscatter: Option<BackscatterObject>,
+}
+
+#[derive(Serialize)]
+struct EpisodeBody {
+    action: &'static str,
+    gid: u32,
+    signature_id: u32,
+    rev: u32,
+    signature: String,
+    category: &'static str,
+    severity: u8,
+    rule: &'static str,
+    /// Probes (scan), SYNs (flood) or unsolicited replies (backscatter) in the episode.
+    count: u64,
+    first_seen: String,
+    last_seen: String,
+    rate_per_s: f64,
+}
+
+#[derive(Serialize)]
+struct OpenPort<'a> {
+    host: std::net::IpAddr,
+    port: u16,
+    proto: &'static str,
+    range: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    service: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    category: Option<&'static str>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    names: &'a [String],
+}
+
+#[derive(Serialize)]
+struct ScanObject<'a> {
+    scanner: std::net::IpAddr,
+    shape: &'static str,
+    technique: &'static str,
+    techniques: std::collections::BTreeMap<&'static str, u64>,
+    targets: u64,
+    target_sample: Vec<std::net::IpAddr>,
+    ports: u64,
+    port_sample: Vec<u16>,
+    probes: u64,
+    pkts: u64,
+    open: Vec<OpenPort<'a>>,
+    open_total: u64,
+    trojan_ports_probed: Vec<u16>,
+    approximate: bool,
+}
+
+#[derive(Serialize)]
+struct FloodObject {
+    target: std::net::IpAddr,
+    port: u16,
+    attempts: u64,
+    answered: u64,
+    sources: u64,
+    source_sample: Vec<std::net::IpAddr>,
+    peak_attempts_in_window: u64,
+    approximate: bool,
+}
+
+#[derive(Serialize)]
+struct BackscatterObject {
+    victim: std::net::IpAddr,
+    senders: u64,
+    sender_sample: Vec<std::net::IpAddr>,
+    synacks: u64,
+    resets: u64,
+    approximate: bool,
+}
+
+fn write_episode_json(
+    out: &mut dyn Write,
+    rule: crate::detect::rule::Rule,
+    severity: u8,
+    e: &Episode,
+    db: &PortDb,
+) -> std::io::Result<()> {
+    let (first, last, count) = match e {
+        Episode::Scan(s) => (s.first, s.last, s.probes),
+        Episode::Flood(f) => (f.first, f.last, f.attempts),
+        Episode::Backscatter(b) => (b.first, b.last, b.synacks + b.resets),
+    };
+    let mut ev = EpisodeEvent {
+        timestamp: first.to_rfc3339(),
+        event_type: "alert",
+        src_ip: None,
+        dest_ip: None,
+        dest_port: None,
+        proto: "TCP",
+        alert: EpisodeBody {
+            action: "allowed",
+            gid: 1,
+            signature_id: rule.signature_id(),
+            rev: 1,
+            signature: episode_signature(e, db),
+            category: rule.category(),
+            severity,
+            rule: rule.id(),
+            count,
+            first_seen: first.to_rfc3339(),
+            last_seen: last.to_rfc3339(),
+            rate_per_s: rate(count, first, last),
+        },
+        scan: None,
+        flood: None,
+        backscatter: None,
+    };
+    match e {
+        Episode::Scan(s) => {
+            ev.src_ip = Some(s.scanner.to_ip());
+            if s.targets == 1 {
+                ev.dest_ip = s.target_sample.first().map(|a| a.to_ip());
+            }
+            if s.ports == 1 {
+                ev.dest_port = s.port_sample.first().copied();
+            }
+            ev.proto = proto_name(s.proto);
+            ev.scan = Some(ScanObject {
+                scanner: s.scanner.to_ip(),
+                shape: s.shape,
+                technique: s.technique.name(),
+                techniques: s.by_technique.iter().map(|(t, n)| (t.name(), *n)).collect(),
+                targets: s.targets,
+                target_sample: s.target_sample.iter().map(|a| a.to_ip()).collect(),
+                ports: s.ports,
+                port_sample: s.port_sample.clone(),
+                probes: s.probes,
+                pkts: s.pkts,
+                open: s
+                    .open
+                    .iter()
+                    .map(|f| {
+                        let e = db.lookup_ip(f.proto, f.port);
+                        OpenPort {
+                            host: f.host.to_ip(),
+                            port: f.port,
+                            proto: proto_name(f.proto),
+                            range: RangeClass::of(f.port).name(),
+                            service: e.and_then(|e| e.service.as_deref()),
+                            category: e.map(|e| e.category.name()),
+                            names: e.map_or(&[][..], |e| &e.names[..]),
+                        }
+                    })
+                    .collect(),
+                open_total: s.open_total,
+                trojan_ports_probed: s.trojan_ports.clone(),
+                approximate: s.approximate,
+            });
+        }
+        Episode::Flood(f) => {
+            if f.sources == 1 {
+                ev.src_ip = f.source_sample.first().map(|a| a.to_ip());
+            }
+            ev.dest_ip = Some(f.target.to_ip());
+            ev.dest_port = Some(f.port);
+            ev.flood = Some(FloodObject {
+                target: f.target.to_ip(),
+                port: f.port,
+                attempts: f.attempts,
+                answered: f.answered,
+                sources: f.sources,
+                source_sample: f.source_sample.iter().map(|a| a.to_ip()).collect(),
+                peak_attempts_in_window: f.peak_window_attempts,
+                approximate: f.approximate,
+            });
+        }
+        Episode::Backscatter(b) => {
+            ev.dest_ip = Some(b.victim.to_ip());
+            ev.backscatter = Some(back_object(b));
+        }
+    }
+    serde_json::to_writer(&mut *out, &ev).map_err(std::io::Error::other)?;
+    out.write_all(b"\n")
+}
+
+fn back_object(b: &BackscatterReport) -> BackscatterObject {
+    BackscatterObject {
+        victim: b.victim.to_ip(),
+        senders: b.senders,
+        sender_sample: b.sender_sample.iter().map(|a| a.to_ip()).collect(),
+        synacks: b.synacks,
+        resets: b.resets,
+        approximate: b.approximate,
+    }
 }

@@ -9,6 +9,7 @@ use crate::capture::file::SourceReport;
 use crate::decode::Undecodable;
 use crate::decode::defrag::DefragStats;
 use crate::decode::tunnel::TunnelKind;
+use crate::detect::scan::ScanStats;
 use crate::detect::{DetectStats, TopAlert};
 use crate::flow::key::proto;
 use crate::flow::{ConnRecord, ConnState, FlowStats, Handshake};
@@ -31,6 +32,7 @@ pub struct Summary {
     pub defrag: DefragStats,
     /// Alerts.
     pub detect: DetectStats,
+    pub scan: ScanStats,
     pub top_alerts: Vec<TopAlert>,
     pub conns: u64,
     pub by_proto: [u64; 4], // tcp, udp, icmp, other
@@ -67,6 +69,7 @@ impl Default for Summary {
             tunnel_too_deep: 0,
             defrag: DefragStats::default(),
             detect: DetectStats::default(),
+            scan: ScanStats::default(),
             top_alerts: Vec::new(),
             conns: 0,
             by_proto: [0; 4],
@@ -246,6 +249,32 @@ impl Summary {
                 String::new()
             }
         );
+        let sc = &self.scan;
+        if sc.scans + sc.floods + sc.backscatter > 0 || sc.evicted > 0 {
+            let _ = writeln!(
+                s,
+                "               {} scan{}, {} SYN flood{}, {} backscatter episode{} ({} probes seen){}",
+                sc.scans,
+                if sc.scans == 1 { "" } else { "s" },
+                sc.floods,
+                if sc.floods == 1 { "" } else { "s" },
+                sc.backscatter,
+                if sc.backscatter == 1 { "" } else { "s" },
+                sc.probes,
+                if sc.evicted > 0 {
+                    format!("; {} tracked sources ended early by the limits", sc.evicted)
+                } else {
+                    String::new()
+                }
+            );
+        }
+        if d.folded_into_scans > 0 {
+            let _ = writeln!(
+                s,
+                "               {} low-severity port probe alerts folded into their scans",
+                d.folded_into_scans
+            );
+        }
         for t in self.top_alerts.iter().take(10) {
             let sev = match t.severity {
                 1 => "high",
