@@ -80,6 +80,8 @@ struct RawAlerts {
 struct RawScan {
     idle: Option<f64>,
     vertical_ports: Option<u64>,
+    burst_ports: Option<u64>,
+    burst_window: Option<f64>,
     horizontal_hosts: Option<u64>,
     block_pairs: Option<u64>,
     flood_attempts: Option<u64>,
@@ -331,6 +333,8 @@ impl Rules {
         rules.scan = ScanConfig {
             idle: secs(sc.idle, "idle", d.idle)?,
             vertical_ports: count(sc.vertical_ports, "vertical_ports", d.vertical_ports)?,
+            burst_ports: count(sc.burst_ports, "burst_ports", d.burst_ports)?,
+            burst_window: secs(sc.burst_window, "burst_window", d.burst_window)?,
             horizontal_hosts: count(sc.horizontal_hosts, "horizontal_hosts", d.horizontal_hosts)?,
             block_pairs: count(sc.block_pairs, "block_pairs", d.block_pairs)?,
             flood_attempts: count(sc.flood_attempts, "flood_attempts", d.flood_attempts)?,

@@ -13,7 +13,9 @@
 //! **Scans** are counted per source, over an episode that lasts while probes keep coming less
 //! than [`ScanConfig::idle`] apart (5 minutes, Zeek's `port_scan_interval`). A source scans when
 //! it probed at least [`ScanConfig::vertical_ports`] distinct ports on one host (15, Zeek's
-//! `port_scan_threshold`), or one port on at least [`ScanConfig::horizontal_hosts`] hosts (25,
+//! `port_scan_threshold`), or [`ScanConfig::burst_ports`] distinct ports on one host within
+//! [`ScanConfig::burst_window`] of the first (8 in 10 s: a burst no client makes by accident,
+//! and what a short UDP scan looks like), or one port on at least [`ScanConfig::horizontal_hosts`] hosts (25,
 //! Zeek's `addr_scan_threshold` and bro-simple-scan's `scan_threshold`), or at least
 //! [`ScanConfig::block_pairs`] distinct (host, port) pairs spread over several hosts and ports
 //! (50). One alert is written per episode when it ends, with the totals.
@@ -49,6 +51,10 @@ use crate::time::Micros;
 pub struct ScanConfig {
     pub idle: Micros,
     pub vertical_ports: u64,
+    /// A faster vertical rule: this many distinct ports on one host ...
+    pub burst_ports: u64,
+    /// ... within this long of the first probe of that host.
+    pub burst_window: Micros,
     pub horizontal_hosts: u64,
     pub block_pairs: u64,
     pub flood_attempts: u64,
@@ -63,6 +69,8 @@ impl Default for ScanConfig {
         ScanConfig {
             idle: Micros::from_secs(300),
             vertical_ports: 15,
+            burst_ports: 8,
+            burst_window: Micros::from_secs(10),
             horizontal_hosts: 25,
             block_pairs: 50,
             flood_attempts: 200,
@@ -303,8 +311,10 @@ struct Scanner {
     pkts: u64,
     kinds: [u64; 9],
     syn_or_connect: u64,
-    /// Distinct ports per target (first targets only).
-    per_target: HashMap<Addr, DistinctSet>,
+    /// Distinct ports per target (first targets only), with the time of the target's first probe.
+    per_target: HashMap<Addr, (Micros, DistinctSet)>,
+    /// A target got `burst_ports` distinct ports within `burst_window`.
+    burst: bool,
     /// Distinct targets per port (first ports only).
     per_port: HashMap<u16, DistinctSet>,
     targets: DistinctSet,
@@ -329,7 +339,7 @@ impl Scanner {
         let sets: usize = self
             .per_target
             .values()
-            .map(DistinctSet::bytes)
+            .map(|(_, s)| s.bytes())
             .sum::<usize>()
             + self
                 .per_port
@@ -347,6 +357,7 @@ impl Scanner {
 
     fn qualifies(&self, cfg: &ScanConfig) -> bool {
         self.max_ports_one_host >= cfg.vertical_ports
+            || self.burst
             || self.max_hosts_one_port >= cfg.horizontal_hosts
             || (self.pairs.len() >= cfg.block_pairs
                 && self.targets.len() > 1
@@ -586,9 +597,17 @@ impl ScanDetector {
         s.pairs
             .insert(addr_key(&target) ^ pkey.wrapping_mul(0x9E37_79B9_7F4A_7C15));
         if s.per_target.len() < DETAIL_KEYS || s.per_target.contains_key(&target) {
-            let set = s.per_target.entry(target).or_default();
+            let (first, set) = s
+                .per_target
+                .entry(target)
+                .or_insert_with(|| (r.start, DistinctSet::default()));
             set.insert(u64::from(port));
-            s.max_ports_one_host = s.max_ports_one_host.max(set.len());
+            let n = set.len();
+            s.max_ports_one_host = s.max_ports_one_host.max(n);
+            if n >= self.cfg.burst_ports && r.start.saturating_sub(*first) <= self.cfg.burst_window
+            {
+                s.burst = true;
+            }
         }
         if s.per_port.len() < DETAIL_KEYS || s.per_port.contains_key(&port) {
             let set = s.per_port.entry(port).or_default();
