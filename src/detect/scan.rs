@@ -1048,13 +1048,27 @@ mod tests {
 
     #[test]
     fn a_few_failed_connections_are_not_a_scan() {
+        // Seven closed ports at once (under the burst rule), then twelve ports two seconds
+        // apart (under the vertical rule, too slow for the burst rule).
         let mut p = Vec::new();
-        for port in 1..=10u16 {
+        for port in 1..=7u16 {
             probe(&mut p, i64::from(port), port, F::SYN, F::RST | F::ACK);
         }
         let (e, stats) = run(&p, ScanConfig::default());
         assert!(e.is_empty(), "{e:?}");
-        assert_eq!(stats.probes, 10);
+        assert_eq!(stats.probes, 7);
+        let mut p = Vec::new();
+        for port in 1..=12u16 {
+            probe(
+                &mut p,
+                i64::from(port) * 2000,
+                port,
+                F::SYN,
+                F::RST | F::ACK,
+            );
+        }
+        let (e, _) = run(&p, ScanConfig::default());
+        assert!(e.is_empty(), "{e:?}");
     }
 
     #[test]
