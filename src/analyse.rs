@@ -51,6 +51,18 @@ impl Analyzer {
         self.layers(linktype, frame, ts, missing, None, 0, true);
     }
 
+    /// Runs the timers due by `now` (packet time) without a packet: live capture's idle ticks.
+    pub fn tick(&mut self, now: Micros) {
+        let (summary, pending) = (&mut self.summary, &mut self.pending);
+        let (detector, alerts) = (&mut self.detector, &mut self.alerts);
+        self.table.advance(now, &mut |r| {
+            summary.record(&r);
+            detector.on_record(&r, alerts);
+            pending.push(r);
+        });
+        self.detector.expire_all(now, &mut self.alerts);
+    }
+
     /// Ends every connection still open and accounts it.
     pub fn finish(&mut self, reason: EndReason) {
         let (summary, pending) = (&mut self.summary, &mut self.pending);

@@ -45,6 +45,10 @@ pub struct Cli {
 pub enum Command {
     /// Analyse capture files (pcap or pcapng; `-` reads standard input).
     Read(ReadArgs),
+    /// Capture from a network interface until stopped (SIGINT/SIGTERM), --count or --duration.
+    Live(LiveArgs),
+    /// List the interfaces synwatch can capture from, with addresses and flags.
+    Interfaces,
     /// Look up ports in the built-in port database (and a rules file's additions).
     Ports(PortsArgs),
     /// Work with rules files.
@@ -123,6 +127,82 @@ pub struct ReadArgs {
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<String>,
 
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// Capture from an interface.
+#[derive(clap::Args, Debug)]
+pub struct LiveArgs {
+    /// The interface (`any` for all; see `synwatch interfaces`).
+    #[arg(short, long, value_name = "IFACE")]
+    pub interface: String,
+
+    /// A BPF capture filter (tcpdump syntax), checked before capture starts.
+    #[arg(short = 'f', long, value_name = "FILTER")]
+    pub filter: Option<String>,
+
+    /// Bytes captured per packet.
+    #[arg(long, default_value_t = 262_144, value_name = "BYTES")]
+    pub snaplen: i32,
+
+    /// Do not put the interface in promiscuous mode.
+    #[arg(long)]
+    pub no_promisc: bool,
+
+    /// Let the kernel batch packets (higher latency; immediate mode is the default).
+    #[arg(long)]
+    pub no_immediate: bool,
+
+    /// Kernel capture buffer, MiB.
+    #[arg(long, default_value_t = 16, value_name = "MIB")]
+    pub buffer_size: u32,
+
+    /// Stop after this many packets.
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+
+    /// Stop after this many seconds.
+    #[arg(long, value_name = "SECONDS")]
+    pub duration: Option<f64>,
+
+    /// Seconds between `stats` events (written to the JSON alert log, else to a JSON connection
+    /// log).
+    #[arg(long, default_value_t = 60.0, value_name = "SECONDS")]
+    pub stats_interval: f64,
+
+    /// Rotate a log file when it grows past SIZE (bytes, or with K, M or G): it is renamed to
+    /// PATH.1 (PATH.2, … when taken) and a new one started. 0: never.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "0")]
+    pub rotate_size: u64,
+
+    /// After opening the interface, switch to this user (and its groups), like tcpdump -Z.
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// Parses `1000`, `64K`, `100M`, `2G`.
+fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (num, mult) = match t.chars().last() {
+        Some('k' | 'K') => (&t[..t.len() - 1], 1u64 << 10),
+        Some('m' | 'M') => (&t[..t.len() - 1], 1 << 20),
+        Some('g' | 'G') => (&t[..t.len() - 1], 1 << 30),
+        _ => (t, 1),
+    };
+    num.trim()
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .ok_or_else(|| format!("`{s}` is not a size (e.g. 1000, 64K, 100M, 2G)"))
+}
+
+/// Options `read` and `live` share: outputs, rules, analysis settings.
+#[derive(clap::Args, Debug)]
+pub struct CommonArgs {
     /// Write connection records to PATH (`-` = standard output).
     #[arg(long, value_name = "PATH")]
     pub conn: Option<String>,

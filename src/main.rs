@@ -4,14 +4,16 @@ use clap::Parser;
 
 use std::sync::Arc;
 
+use synwatch::capture::live::LiveOptions;
 use synwatch::classify::ports::{Category, PortDb, PortProto, parse_port_range};
 use synwatch::cli::{
-    CategoryArg, Checksums, Cli, Command, PortsArgs, ProtoArg, ReadArgs, RulesCommand,
+    CategoryArg, Checksums, Cli, Command, CommonArgs, LiveArgs, PortsArgs, ProtoArg, ReadArgs,
+    RulesCommand,
 };
 use synwatch::decode::DecodeOptions;
 use synwatch::flow::{TableConfig, Timeouts};
 use synwatch::output::ports::{PortQuery, render_json, render_table};
-use synwatch::pipeline::{ConnTarget, InputHealth, ReadOptions, run_read};
+use synwatch::pipeline::{ConnTarget, InputHealth, LiveControl, ReadOptions, run_live, run_read};
 use synwatch::rules::Rules;
 
 /// The built-in port table with a rules file's entries on top.
@@ -91,40 +93,53 @@ fn rules(cmd: RulesCommand) -> ExitCode {
     }
 }
 
-fn read(args: ReadArgs) -> ExitCode {
-    let (db, rules) = match load_db_and_rules(args.rules.as_deref()) {
-        Ok(x) => x,
-        Err(e) => {
-            eprintln!("synwatch: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let conn = ConnTarget::from_arg(args.conn.as_deref());
-    let alerts = ConnTarget::from_arg(args.alerts.as_deref());
-    let summary_to_stderr =
-        matches!(conn, ConnTarget::Stdout) || matches!(alerts, ConnTarget::Stdout);
+/// The analysis options `read` and `live` share; Err is the exit code after a message.
+fn common_options(c: &CommonArgs, inputs: Vec<String>) -> Result<ReadOptions, ExitCode> {
+    let (db, rules) = load_db_and_rules(c.rules.as_deref()).map_err(|e| {
+        eprintln!("synwatch: {e}");
+        ExitCode::from(2)
+    })?;
     let mut timeouts = Timeouts::default();
-    for (name, value) in &args.timeouts {
-        if let Err(e) = timeouts.set(name, *value) {
+    for (name, value) in &c.timeouts {
+        timeouts.set(name, *value).map_err(|e| {
             eprintln!("synwatch: --timeout: {e}");
-            return ExitCode::from(2);
-        }
+            ExitCode::from(2)
+        })?;
     }
-    let opts = ReadOptions {
-        inputs: args.files,
-        conn,
-        conn_format: args.conn_format,
+    Ok(ReadOptions {
+        inputs,
+        conn: ConnTarget::from_arg(c.conn.as_deref()),
+        conn_format: c.conn_format,
         decode: DecodeOptions {
-            verify_checksums: args.checksums == Checksums::Verify,
+            verify_checksums: c.checksums == Checksums::Verify,
         },
         table: TableConfig {
-            max_flows: args.max_flows,
+            max_flows: c.max_flows,
             timeouts,
         },
-        alerts,
-        alerts_format: args.alerts_format,
+        alerts: ConnTarget::from_arg(c.alerts.as_deref()),
+        alerts_format: c.alerts_format,
         db,
         rules,
+    })
+}
+
+/// Prints the summary where it does not mix with records on standard output.
+fn print_summary(opts: &ReadOptions, quiet: bool, text: &str) {
+    if quiet {
+        return;
+    }
+    if matches!(opts.conn, ConnTarget::Stdout) || matches!(opts.alerts, ConnTarget::Stdout) {
+        eprint!("{text}");
+    } else {
+        print!("{text}");
+    }
+}
+
+fn read(args: ReadArgs) -> ExitCode {
+    let opts = match common_options(&args.common, args.files) {
+        Ok(o) => o,
+        Err(code) => return code,
     };
     let summary = match run_read(&opts) {
         Ok(s) => s,
@@ -139,14 +154,7 @@ fn read(args: ReadArgs) -> ExitCode {
             eprintln!("synwatch: {msg}");
         }
     }
-    if !args.quiet {
-        let text = summary.render();
-        if summary_to_stderr {
-            eprint!("{text}");
-        } else {
-            print!("{text}");
-        }
-    }
+    print_summary(&opts, args.common.quiet, &summary.render());
     match summary.input_health() {
         InputHealth::AllComplete => ExitCode::SUCCESS,
         InputHealth::SomeUnreadable => ExitCode::from(1),
@@ -154,10 +162,122 @@ fn read(args: ReadArgs) -> ExitCode {
     }
 }
 
+/// Switches to `name`'s user and groups (after the device is open), like `tcpdump -Z`.
+fn drop_privileges(name: &str) -> Result<(), String> {
+    use nix::unistd::{User, initgroups, setgid, setuid};
+    let user = User::from_name(name)
+        .map_err(|e| format!("--user {name}: cannot look the user up: {e}"))?
+        .ok_or_else(|| format!("--user {name}: no such user"))?;
+    let cname = std::ffi::CString::new(name).map_err(|_| format!("--user {name}: bad name"))?;
+    initgroups(&cname, user.gid)
+        .and_then(|()| setgid(user.gid))
+        .and_then(|()| setuid(user.uid))
+        .map_err(|e| {
+            format!(
+                "--user {name}: cannot switch to uid {} gid {}: {e} (run as root to use --user)",
+                user.uid, user.gid
+            )
+        })
+}
+
+fn live(args: LiveArgs) -> ExitCode {
+    let opts = match common_options(&args.common, vec![args.interface.clone()]) {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
+    let bad_secs = |v: f64| !v.is_finite() || v <= 0.0 || v > 1e9;
+    if args.duration.is_some_and(bad_secs) || bad_secs(args.stats_interval) {
+        eprintln!("synwatch: --duration and --stats-interval take a positive number of seconds");
+        return ExitCode::from(2);
+    }
+    let live_opts = LiveOptions {
+        interface: args.interface.clone(),
+        filter: args.filter.clone(),
+        snaplen: args.snaplen,
+        promisc: !args.no_promisc,
+        immediate: !args.no_immediate,
+        buffer_size: i32::try_from(u64::from(args.buffer_size) << 20).unwrap_or(i32::MAX),
+        count: args.count,
+        duration: args.duration.map(std::time::Duration::from_secs_f64),
+    };
+    // Open (and check the filter) before anything else starts.
+    let cap = match synwatch::capture::live::open(&live_opts) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("synwatch: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let ctl = LiveControl {
+        stop: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        reopen: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        stats_interval: std::time::Duration::from_secs_f64(args.stats_interval),
+        rotate_size: args.rotate_size,
+    };
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    for (sig, flag) in [
+        (SIGINT, &ctl.stop),
+        (SIGTERM, &ctl.stop),
+        (SIGHUP, &ctl.reopen),
+    ] {
+        if let Err(e) = signal_hook::flag::register(sig, flag.clone()) {
+            eprintln!("synwatch: cannot install a signal handler: {e}");
+            return ExitCode::from(1);
+        }
+    }
+    if let Some(u) = &args.user
+        && let Err(e) = drop_privileges(u)
+    {
+        eprintln!("synwatch: {e}");
+        return ExitCode::from(1);
+    }
+    let (summary, report) = match run_live(cap, &live_opts, &opts, ctl) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("synwatch: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let mut text = summary.render();
+    text.push_str(&format!(
+        "  capture      {}: {} packets captured, {} received by the filter, {} dropped by the kernel, {} by the interface, {} by synwatch (analysis behind)\n",
+        report.interface,
+        report.captured,
+        report.pcap_received,
+        report.kernel_dropped,
+        report.if_dropped,
+        report.dropped
+    ));
+    print_summary(&opts, args.common.quiet, &text);
+    if let Some(e) = &report.error {
+        eprintln!(
+            "synwatch: capture on {} ended with an error: {e}",
+            report.interface
+        );
+        return ExitCode::from(1);
+    }
+    ExitCode::SUCCESS
+}
+
+fn interfaces() -> ExitCode {
+    match synwatch::capture::live::list_interfaces() {
+        Ok(s) => {
+            print!("{s}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("synwatch: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Read(args) => read(args),
+        Command::Live(args) => live(args),
+        Command::Interfaces => interfaces(),
         Command::Ports(args) => ports(args),
         Command::Rules { command } => rules(command),
     }

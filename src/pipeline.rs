@@ -1,21 +1,31 @@
 //! Threads and channels: capture thread → analysis → output thread (GUIDE §1).
+//!
+//! The same wiring serves offline reading (`run_read`: the capture thread blocks when analysis
+//! is behind, nothing is lost) and live capture (`run_live`: the capture thread never waits,
+//! see `capture::live`). In live mode the analysis thread also wakes every few hundred
+//! milliseconds without packets, to run timers in packet time (the last packet's time plus the
+//! wall-clock time since), to write `stats` events, and to notice signals.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::bounded;
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
+use serde::Serialize;
 
 use crate::analyse::Analyzer;
 use crate::capture::PacketBatch;
 use crate::capture::file::{SourceOutcome, read_offline};
+use crate::capture::live::{self, LiveCounters, LiveOptions, LiveReport};
 use crate::classify::ports::PortDb;
 use crate::decode::DecodeOptions;
 use crate::detect::{Alert, Detector};
 use crate::flow::{ConnRecord, EndReason, TableConfig};
 use crate::output::ConnFormat;
 use crate::output::alerts::{self, AlertFormat};
+use crate::output::sink::Sink;
 use crate::output::summary::Summary;
 use crate::output::writer::ConnWriter;
 use crate::rules::Rules;
@@ -104,17 +114,46 @@ impl Summary {
     }
 }
 
-fn open_target(t: &ConnTarget) -> Result<Option<Box<dyn Write + Send>>, RunError> {
-    Ok(match t {
-        ConnTarget::None => None,
-        ConnTarget::Stdout => Some(Box::new(std::io::stdout())),
-        ConnTarget::File(p) => Some(Box::new(File::create(p).map_err(|err| {
-            RunError::Output {
-                target: p.clone(),
-                err,
-            }
-        })?)),
-    })
+fn open_sink(t: &ConnTarget, append: bool) -> std::io::Result<Option<Sink>> {
+    match t {
+        ConnTarget::None => Ok(None),
+        ConnTarget::Stdout => Sink::open(None, append).map(Some),
+        ConnTarget::File(p) => Sink::open(Some(p), append).map(Some),
+    }
+}
+
+/// A `stats` event (live capture, every `--stats-interval`).
+#[derive(Clone, Debug, Serialize)]
+pub struct StatsEvent {
+    pub timestamp: String,
+    pub event_type: &'static str,
+    pub stats: StatsBody,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct StatsBody {
+    pub uptime_s: f64,
+    pub packets_captured: u64,
+    pub packets_received_by_filter: u64,
+    pub kernel_drops: u64,
+    pub interface_drops: u64,
+    pub synwatch_drops: u64,
+    pub packets_analysed: u64,
+    pub flows_active: u64,
+    pub flows_created: u64,
+    pub flows_evicted: u64,
+    pub alerts: u64,
+    pub channel_depth: u64,
+    pub handshake_rtt_us: RttBody,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RttBody {
+    pub handshakes: u64,
+    pub p50: u64,
+    pub p90: u64,
+    pub p99: u64,
+    pub max: u64,
 }
 
 /// What the analysis hands to the output thread.
@@ -122,21 +161,29 @@ fn open_target(t: &ConnTarget) -> Result<Option<Box<dyn Write + Send>>, RunError
 struct OutChunk {
     records: Vec<ConnRecord>,
     alerts: Vec<Alert>,
+    stats: Vec<StatsEvent>,
 }
 
-/// The output thread: connection records and alerts to their destinations.
+/// The output thread: connection records, alerts and stats to their destinations.
 struct Outputs {
     conn: Option<ConnWriter>,
-    alerts: Option<BufWriter<Box<dyn Write + Send>>>,
+    alerts: Option<Sink>,
     /// Alerts go to the connection writer's destination (both are standard output).
     alerts_share_conn: bool,
     alert_format: AlertFormat,
+    /// Stats events go to the alert log when it is JSON, else to a JSON connection log.
+    stats_to_alerts: bool,
+    stats_to_conn: bool,
     db: Arc<PortDb>,
     last: Micros,
+    rotate_size: u64,
 }
 
+/// An output failure: which log (true: connections) and the error.
+type OutError = (bool, std::io::Error);
+
 impl Outputs {
-    fn write(&mut self, chunk: &OutChunk) -> Result<(), (bool, std::io::Error)> {
+    fn write(&mut self, chunk: &OutChunk) -> Result<(), OutError> {
         if let Some(w) = self.conn.as_mut() {
             for r in &chunk.records {
                 w.write(r).map_err(|e| (true, e))?;
@@ -156,10 +203,60 @@ impl Outputs {
             };
             res.map_err(|e| (self.alerts_share_conn, e))?;
         }
+        for st in &chunk.stats {
+            let (sink, is_conn): (&mut dyn Write, bool) = if self.stats_to_alerts {
+                match (self.alerts_share_conn, &mut self.conn, &mut self.alerts) {
+                    (true, Some(w), _) => (w.sink(), true),
+                    (_, _, Some(a)) => (a, false),
+                    _ => continue,
+                }
+            } else if self.stats_to_conn {
+                match &mut self.conn {
+                    Some(w) => (w.sink(), true),
+                    None => continue,
+                }
+            } else {
+                continue;
+            };
+            serde_json::to_writer(&mut *sink, st)
+                .map_err(std::io::Error::other)
+                .and_then(|()| sink.write_all(b"\n"))
+                .and_then(|()| sink.flush())
+                .map_err(|e| (is_conn, e))?;
+        }
+        if self.rotate_size > 0 {
+            if let Some(w) = self.conn.as_mut() {
+                w.rotate_if_over(self.rotate_size, self.last)
+                    .map_err(|e| (true, e))?;
+            }
+            if let Some(a) = self.alerts.as_mut() {
+                a.rotate_if_over(self.rotate_size).map_err(|e| (false, e))?;
+            }
+        }
         Ok(())
     }
 
-    fn finish(&mut self) -> Result<(), (bool, std::io::Error)> {
+    fn reopen(&mut self) -> Result<(), OutError> {
+        if let Some(w) = self.conn.as_mut() {
+            w.reopen(self.last).map_err(|e| (true, e))?;
+        }
+        if let Some(a) = self.alerts.as_mut() {
+            a.reopen().map_err(|e| (false, e))?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), OutError> {
+        if let Some(w) = self.conn.as_mut() {
+            w.flush().map_err(|e| (true, e))?;
+        }
+        if let Some(a) = self.alerts.as_mut() {
+            a.flush().map_err(|e| (false, e))?;
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), OutError> {
         if let Some(w) = self.conn.as_mut() {
             w.finish(self.last).map_err(|e| (true, e))?;
         }
@@ -177,51 +274,99 @@ fn target_name(t: &ConnTarget) -> String {
     }
 }
 
-/// Reads the inputs, analyses every packet, writes the records and alerts; returns the summary.
-pub fn run_read(opts: &ReadOptions) -> Result<Summary, RunError> {
-    let conn_dest = open_target(&opts.conn)?;
+/// Signals and periodic work of a live run.
+#[derive(Clone, Debug)]
+pub struct LiveControl {
+    /// Set by SIGINT / SIGTERM: stop capturing, flush, write the summary.
+    pub stop: Arc<AtomicBool>,
+    /// Set by SIGHUP: reopen the log files.
+    pub reopen: Arc<AtomicBool>,
+    pub stats_interval: Duration,
+    pub rotate_size: u64,
+}
+
+/// Everything the analysis loop needs to know about the input.
+enum Feed {
+    Offline,
+    Live {
+        ctl: LiveControl,
+        counters: Arc<LiveCounters>,
+    },
+}
+
+/// Sets up the output thread, runs the analysis loop over `pkt_rx`, and returns the summary
+/// plus the output thread's result.
+fn analyse_and_write(
+    opts: &ReadOptions,
+    pkt_rx: Receiver<PacketBatch>,
+    back_tx: Sender<PacketBatch>,
+    feed: Feed,
+) -> Result<Summary, RunError> {
+    let live = matches!(feed, Feed::Live { .. });
+    let conn_sink = open_sink(&opts.conn, live).map_err(|err| RunError::Output {
+        target: target_name(&opts.conn),
+        err,
+    })?;
     let share = matches!(
         (&opts.conn, &opts.alerts),
         (ConnTarget::Stdout, ConnTarget::Stdout)
     );
-    let alert_dest = if share {
+    let alert_sink = if share {
         None
     } else {
-        open_target(&opts.alerts).map_err(|e| match e {
-            RunError::Output { target, err } => RunError::AlertOutput { target, err },
-            other => other,
+        open_sink(&opts.alerts, live).map_err(|err| RunError::AlertOutput {
+            target: target_name(&opts.alerts),
+            err,
         })?
     };
-
-    let (pkt_tx, pkt_rx) = bounded::<PacketBatch>(PACKET_CHANNEL_DEPTH);
-    let (back_tx, back_rx) = bounded::<PacketBatch>(PACKET_CHANNEL_DEPTH + 2);
-    let (out_tx, out_rx) = bounded::<OutChunk>(4);
-    let (out_back_tx, out_back_rx) = bounded::<OutChunk>(6);
-
-    let inputs = opts.inputs.clone();
-    let reader = thread::Builder::new()
-        .name("capture".into())
-        .spawn(move || read_offline(&inputs, &pkt_tx, &back_rx))
-        .map_err(|_| RunError::Thread("capture"))?;
-
+    let has_alerts = !matches!(opts.alerts, ConnTarget::None);
+    let (rotate_size, reopen_flag) = match &feed {
+        Feed::Live { ctl, .. } => (ctl.rotate_size, Some(ctl.reopen.clone())),
+        Feed::Offline => (0, None),
+    };
     let mut outputs = Outputs {
-        conn: conn_dest.map(|d| ConnWriter::new(d, opts.conn_format, opts.db.clone())),
-        alerts: alert_dest.map(|d| BufWriter::with_capacity(1 << 14, d)),
+        conn: conn_sink.map(|d| ConnWriter::new(d, opts.conn_format, opts.db.clone())),
+        alerts: alert_sink,
         alerts_share_conn: share,
         alert_format: opts.alerts_format,
+        stats_to_alerts: has_alerts && opts.alerts_format == AlertFormat::Json,
+        stats_to_conn: !(has_alerts && opts.alerts_format == AlertFormat::Json)
+            && opts.conn_format == ConnFormat::Json,
         db: opts.db.clone(),
         last: Micros::ZERO,
+        rotate_size,
     };
+
+    let (out_tx, out_rx) = bounded::<OutChunk>(4);
+    let (out_back_tx, out_back_rx) = bounded::<OutChunk>(6);
     let writer = thread::Builder::new()
         .name("output".into())
-        .spawn(move || -> Result<(), (bool, std::io::Error)> {
+        .spawn(move || -> Result<(), OutError> {
             let mut result = Ok(());
-            for mut chunk in out_rx.iter() {
+            loop {
+                let chunk = match out_rx.recv_timeout(Duration::from_millis(200)) {
+                    Ok(c) => Some(c),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => break,
+                };
+                if let Some(flag) = &reopen_flag
+                    && flag.swap(false, Ordering::Relaxed)
+                    && result.is_ok()
+                {
+                    result = outputs.reopen();
+                }
+                let Some(mut chunk) = chunk else {
+                    if live && result.is_ok() {
+                        result = outputs.flush();
+                    }
+                    continue;
+                };
                 if result.is_ok() {
                     result = outputs.write(&chunk);
                 }
                 chunk.records.clear();
                 chunk.alerts.clear();
+                chunk.stats.clear();
                 let _ = out_back_tx.try_send(chunk);
             }
             result?;
@@ -231,50 +376,164 @@ pub fn run_read(opts: &ReadOptions) -> Result<Summary, RunError> {
 
     let detector = Detector::new(opts.db.clone(), opts.rules.clone());
     let mut an = Analyzer::new(opts.table, opts.decode, detector);
-    let send = |an: &mut Analyzer| {
-        if an.pending.is_empty() && an.alerts.is_empty() {
+    let send = |an: &mut Analyzer, stats: Option<StatsEvent>| {
+        if an.pending.is_empty() && an.alerts.is_empty() && stats.is_none() {
             return;
         }
         let mut chunk = out_back_rx.try_recv().unwrap_or_default();
         std::mem::swap(&mut chunk.records, &mut an.pending);
         std::mem::swap(&mut chunk.alerts, &mut an.alerts);
+        chunk.stats.extend(stats);
         if an.pending.capacity() == 0 {
             an.pending.reserve(RECORD_CHUNK);
         }
         let _ = out_tx.send(chunk);
     };
 
-    for mut batch in pkt_rx.iter() {
-        for (meta, bytes) in batch.iter() {
-            an.packet(meta.linktype.0, bytes, meta.ts, meta.wire_len);
+    let started = Instant::now();
+    let mut last_stats = Instant::now();
+    // Packet time of the last packet and the wall-clock instant it was analysed.
+    let mut last_pkt: Option<(Micros, Instant)> = None;
+    loop {
+        let batch = match &feed {
+            Feed::Offline => match pkt_rx.recv() {
+                Ok(b) => Some(b),
+                Err(_) => break,
+            },
+            Feed::Live { .. } => match pkt_rx.recv_timeout(Duration::from_millis(250)) {
+                Ok(b) => Some(b),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => break,
+            },
+        };
+        if let Some(mut batch) = batch {
+            for (meta, bytes) in batch.iter() {
+                an.packet(meta.linktype.0, bytes, meta.ts, meta.wire_len);
+                last_pkt = Some((meta.ts, Instant::now()));
+            }
+            batch.clear();
+            let _ = back_tx.try_send(batch);
         }
-        if an.pending.len() >= RECORD_CHUNK / 2 || !an.alerts.is_empty() {
-            send(&mut an);
+        let mut stats = None;
+        if let Feed::Live { ctl, counters } = &feed {
+            // Timers run in packet time; without packets, packet time moves with the clock.
+            if let Some((ts, at)) = last_pkt {
+                let elapsed = Micros(at.elapsed().as_micros().min(i64::MAX as u128) as i64);
+                an.tick(ts.saturating_add(elapsed));
+            }
+            if last_stats.elapsed() >= ctl.stats_interval {
+                last_stats = Instant::now();
+                stats = Some(stats_event(&an, counters, started, pkt_rx.len()));
+            }
         }
-        batch.clear();
-        let _ = back_tx.try_send(batch);
+        if an.pending.len() >= RECORD_CHUNK / 2 || !an.alerts.is_empty() || stats.is_some() {
+            send(&mut an, stats);
+        }
     }
-    an.finish(EndReason::EndOfInput);
-    send(&mut an);
+    an.finish(match feed {
+        Feed::Offline => EndReason::EndOfInput,
+        Feed::Live { .. } => EndReason::Shutdown,
+    });
+    send(&mut an, None);
     drop(out_tx);
     let mut summary = an.summary;
     summary.top_alerts = an.detector.top_alerts();
-
-    summary.sources = reader.join().map_err(|_| RunError::Thread("capture"))?;
     match writer.join().map_err(|_| RunError::Thread("output"))? {
-        Ok(()) => {}
-        Err((true, err)) => {
-            return Err(RunError::Output {
-                target: target_name(&opts.conn),
-                err,
-            });
-        }
-        Err((false, err)) => {
-            return Err(RunError::AlertOutput {
-                target: target_name(&opts.alerts),
-                err,
-            });
-        }
+        Ok(()) => Ok(summary),
+        Err((true, err)) => Err(RunError::Output {
+            target: target_name(&opts.conn),
+            err,
+        }),
+        Err((false, err)) => Err(RunError::AlertOutput {
+            target: target_name(&opts.alerts),
+            err,
+        }),
     }
+}
+
+fn stats_event(an: &Analyzer, c: &LiveCounters, started: Instant, depth: usize) -> StatsEvent {
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    let h = &an.summary.syn_synack;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| Micros(d.as_micros().min(i64::MAX as u128) as i64))
+        .unwrap_or(Micros::ZERO);
+    StatsEvent {
+        timestamp: now.to_rfc3339(),
+        event_type: "stats",
+        stats: StatsBody {
+            uptime_s: started.elapsed().as_secs_f64(),
+            packets_captured: load(&c.captured),
+            packets_received_by_filter: load(&c.pcap_received),
+            kernel_drops: load(&c.kernel_dropped),
+            interface_drops: load(&c.if_dropped),
+            synwatch_drops: load(&c.dropped),
+            packets_analysed: an.summary.packets,
+            flows_active: an.table.active() as u64,
+            flows_created: an.table.stats.created,
+            flows_evicted: an.table.stats.evicted,
+            alerts: an.detector.stats.alerts,
+            channel_depth: depth as u64,
+            handshake_rtt_us: RttBody {
+                handshakes: h.len(),
+                p50: if h.is_empty() {
+                    0
+                } else {
+                    h.value_at_quantile(0.5)
+                },
+                p90: if h.is_empty() {
+                    0
+                } else {
+                    h.value_at_quantile(0.9)
+                },
+                p99: if h.is_empty() {
+                    0
+                } else {
+                    h.value_at_quantile(0.99)
+                },
+                max: h.max(),
+            },
+        },
+    }
+}
+
+/// Reads the inputs, analyses every packet, writes the records and alerts; returns the summary.
+pub fn run_read(opts: &ReadOptions) -> Result<Summary, RunError> {
+    let (pkt_tx, pkt_rx) = bounded::<PacketBatch>(PACKET_CHANNEL_DEPTH);
+    let (back_tx, back_rx) = bounded::<PacketBatch>(PACKET_CHANNEL_DEPTH + 2);
+    let inputs = opts.inputs.clone();
+    let reader = thread::Builder::new()
+        .name("capture".into())
+        .spawn(move || read_offline(&inputs, &pkt_tx, &back_rx))
+        .map_err(|_| RunError::Thread("capture"))?;
+    let result = analyse_and_write(opts, pkt_rx, back_tx, Feed::Offline);
+    let sources = reader.join().map_err(|_| RunError::Thread("capture"))?;
+    let mut summary = result?;
+    summary.sources = sources;
     Ok(summary)
+}
+
+/// Captures from an opened interface until stopped; returns the summary and the capture's
+/// report (drops).
+pub fn run_live(
+    cap: pcap::Capture<pcap::Active>,
+    live_opts: &LiveOptions,
+    opts: &ReadOptions,
+    ctl: LiveControl,
+) -> Result<(Summary, LiveReport), RunError> {
+    let (pkt_tx, pkt_rx) = bounded::<PacketBatch>(PACKET_CHANNEL_DEPTH);
+    let (back_tx, back_rx) = bounded::<PacketBatch>(PACKET_CHANNEL_DEPTH + 2);
+    let counters = Arc::new(LiveCounters::default());
+    let lo = live_opts.clone();
+    let stop = ctl.stop.clone();
+    let c2 = counters.clone();
+    let reader = thread::Builder::new()
+        .name("capture".into())
+        .spawn(move || live::run(cap, &lo, &pkt_tx, &back_rx, &stop, &c2))
+        .map_err(|_| RunError::Thread("capture"))?;
+    let result = analyse_and_write(opts, pkt_rx, back_tx, Feed::Live { ctl, counters });
+    let report = reader.join().map_err(|_| RunError::Thread("capture"))?;
+    let mut summary = result?;
+    summary.live_interface = Some(live_opts.interface.clone());
+    Ok((summary, report))
 }

@@ -3,5 +3,6 @@
 
 pub mod batch;
 pub mod file;
+pub mod live;
 
 pub use batch::{Linktype, PacketBatch, PacketMeta};

@@ -212,6 +212,13 @@ impl Detector {
         self.order.push_back((key, r.end));
     }
 
+    /// Ends what is due by `now` without a record: finished scan episodes and closed folds.
+    pub fn expire_all(&mut self, now: Micros, out: &mut Vec<Alert>) {
+        self.scan.expire(now, &mut self.episodes);
+        self.drain_episodes(out);
+        self.expire(now, out);
+    }
+
     /// Writes every alert whose fold window closed by `now`.
     pub fn expire(&mut self, now: Micros, out: &mut Vec<Alert>) {
         while let Some(&(key, opened)) = self.order.front() {

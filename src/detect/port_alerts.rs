@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | `trojan-established` | TCP to a trojan/backdoor port, and the responder answered: a SYN-ACK, or data — something listens there | 1 high |
 //! | `trojan-probe` | TCP to a trojan port, rejected (RST) or unanswered | 3 low |
-//! | `risky-service-established` | TCP or UDP to a risky exposed service (telnet, NetBIOS, SMB, RPC, SNMP, TFTP, finger, RDP, MS-SQL, …), answered | 2 medium |
+//! | `risky-service-established` | an established TCP connection (handshake completed, or payload both ways) to a risky exposed service (telnet, NetBIOS, SMB, RPC, SNMP, TFTP, finger, RDP, MS-SQL, …), or UDP to one answered with UDP | 2 medium |
 //! | `trojan-udp-answered` | UDP to a trojan UDP port, answered by the target with UDP | 1 high |
 //! | `trojan-udp-unanswered` | UDP to a trojan UDP port, unanswered (an ICMP unreachable is not an answer) | 3 low |
 //!
@@ -22,6 +22,12 @@ fn responder_listened(r: &ConnRecord) -> bool {
     r.resp_tcp_flags & SYN_ACK == SYN_ACK || r.resp_bytes > 0
 }
 
+/// Was the connection established? The handshake completed, or (picked up midstream) both
+/// sides sent payload. A SYN scan's half-open probe is not.
+fn established(r: &ConnRecord) -> bool {
+    r.handshake == crate::flow::Handshake::Completed || (r.orig_bytes > 0 && r.resp_bytes > 0)
+}
+
 /// Which rule, if any, a finished connection triggers, with the port entry it concerns.
 pub fn judge<'a>(r: &ConnRecord, db: &'a PortDb) -> Option<(Rule, &'a PortEntry)> {
     match r.ip_proto {
@@ -31,7 +37,7 @@ pub fn judge<'a>(r: &ConnRecord, db: &'a PortDb) -> Option<(Rule, &'a PortEntry)
             let rule = match (e.category, listened) {
                 (Category::Trojan, true) => Rule::TrojanEstablished,
                 (Category::Trojan, false) if r.orig_pkts > 0 => Rule::TrojanProbe,
-                (Category::Risky, true) => Rule::RiskyEstablished,
+                (Category::Risky, _) if established(r) => Rule::RiskyEstablished,
                 _ => return None,
             };
             Some((rule, e))

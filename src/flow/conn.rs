@@ -128,6 +128,8 @@ pub enum EndReason {
     EndOfInput,
     /// Evicted to keep the flow table within its limit.
     Evicted,
+    /// Live capture stopped (SIGINT / SIGTERM) while the connection was open.
+    Shutdown,
 }
 
 impl EndReason {
@@ -139,6 +141,7 @@ impl EndReason {
             EndReason::Reused => "reused",
             EndReason::EndOfInput => "end_of_input",
             EndReason::Evicted => "evicted",
+            EndReason::Shutdown => "shutdown",
         }
     }
 }

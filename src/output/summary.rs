@@ -45,6 +45,8 @@ pub struct Summary {
     pub synack_ack: Histogram<u64>,
     pub flow_stats: FlowStats,
     pub sources: Vec<SourceReport>,
+    /// The interface of a live capture.
+    pub live_interface: Option<String>,
 }
 
 fn histogram() -> Histogram<u64> {
@@ -82,6 +84,7 @@ impl Default for Summary {
             synack_ack: histogram(),
             flow_stats: FlowStats::default(),
             sources: Vec::new(),
+            live_interface: None,
         }
     }
 }
@@ -122,14 +125,25 @@ impl Summary {
         let mut s = String::new();
         let files = self.sources.len();
         let _ = writeln!(s, "synwatch summary");
-        let _ = writeln!(
-            s,
-            "  input        {} file{}, {} packets, {} bytes on the wire",
-            files,
-            if files == 1 { "" } else { "s" },
-            self.packets,
-            self.wire_bytes
-        );
+        match &self.live_interface {
+            Some(iface) => {
+                let _ = writeln!(
+                    s,
+                    "  input        live capture on {iface}, {} packets, {} bytes on the wire",
+                    self.packets, self.wire_bytes
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    s,
+                    "  input        {} file{}, {} packets, {} bytes on the wire",
+                    files,
+                    if files == 1 { "" } else { "s" },
+                    self.packets,
+                    self.wire_bytes
+                );
+            }
+        }
         for src in &self.sources {
             if let Some(msg) = src.describe() {
                 let _ = writeln!(s, "  read error   {msg}");

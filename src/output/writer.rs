@@ -1,9 +1,9 @@
-//! The output thread's side: a buffered writer for connection records in the chosen format.
+//! The output thread's side: connection records in the chosen format, to a [`Sink`].
 
-use std::io::{BufWriter, Write};
-
+use std::io::Write;
 use std::sync::Arc;
 
+use super::sink::Sink;
 use super::{ConnFormat, json, zeek};
 use crate::classify::ports::PortDb;
 use crate::flow::ConnRecord;
@@ -11,7 +11,7 @@ use crate::time::Micros;
 
 /// Writes connection records to one destination.
 pub struct ConnWriter {
-    out: BufWriter<Box<dyn Write + Send>>,
+    sink: Sink,
     format: ConnFormat,
     line: String,
     header_done: bool,
@@ -20,9 +20,9 @@ pub struct ConnWriter {
 }
 
 impl ConnWriter {
-    pub fn new(dest: Box<dyn Write + Send>, format: ConnFormat, db: Arc<PortDb>) -> Self {
+    pub fn new(sink: Sink, format: ConnFormat, db: Arc<PortDb>) -> Self {
         ConnWriter {
-            out: BufWriter::with_capacity(1 << 16, dest),
+            sink,
             format,
             line: String::new(),
             header_done: false,
@@ -35,12 +35,12 @@ impl ConnWriter {
         if !self.header_done {
             self.header_done = true;
             if self.format == ConnFormat::Zeek {
-                zeek::write_header(&mut self.out, r.start)?;
+                zeek::write_header(&mut self.sink, r.start)?;
             }
         }
         match self.format {
-            ConnFormat::Json => json::write_flow(&mut self.out, r, &self.db)?,
-            ConnFormat::Zeek => zeek::write_row(&mut self.out, r, &mut self.line, &self.db)?,
+            ConnFormat::Json => json::write_flow(&mut self.sink, r, &self.db)?,
+            ConnFormat::Zeek => zeek::write_row(&mut self.sink, r, &mut self.line, &self.db)?,
         }
         self.written += 1;
         Ok(())
@@ -50,20 +50,58 @@ impl ConnWriter {
     pub fn finish(&mut self, end: Micros) -> std::io::Result<()> {
         if self.format == ConnFormat::Zeek {
             if !self.header_done {
-                zeek::write_header(&mut self.out, end)?;
+                zeek::write_header(&mut self.sink, end)?;
                 self.header_done = true;
             }
-            zeek::write_footer(&mut self.out, end)?;
+            zeek::write_footer(&mut self.sink, end)?;
         }
-        self.out.flush()
+        self.sink.flush()
     }
 
-    /// The destination, for alerts that share it (both to standard output).
-    pub fn sink(&mut self) -> &mut dyn Write {
-        &mut self.out
+    /// The destination, for alerts or stats that share it (both to standard output).
+    pub fn sink(&mut self) -> &mut Sink {
+        &mut self.sink
+    }
+
+    /// After the file changed under us (reopen, rotation): a Zeek log needs its header again.
+    fn new_file(&mut self, end: Micros) -> std::io::Result<()> {
+        if self.format == ConnFormat::Zeek && self.header_done {
+            zeek::write_footer(&mut self.sink, end)?;
+        }
+        Ok(())
+    }
+
+    /// Reopens the file (SIGHUP).
+    pub fn reopen(&mut self, now: Micros) -> std::io::Result<()> {
+        self.new_file(now)?;
+        self.sink.reopen()?;
+        if self.sink.bytes == 0 {
+            self.header_done = false;
+        }
+        Ok(())
+    }
+
+    /// Rotates the file when it is over `limit` bytes.
+    pub fn rotate_if_over(&mut self, limit: u64, now: Micros) -> std::io::Result<()> {
+        if limit > 0 && self.sink.bytes >= limit && !self.sink.is_stdout() {
+            self.new_file(now)?;
+            if self.sink.rotate_if_over(limit)? {
+                self.header_done = false;
+            }
+        }
+        Ok(())
     }
 
     pub fn flush(&mut self) -> std::io::Result<()> {
-        self.out.flush()
+        self.sink.flush()
+    }
+}
+
+impl Write for ConnWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.sink.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.sink.flush()
     }
 }
