@@ -116,7 +116,7 @@ impl Technique {
             Technique::Fin => "FIN",
             Technique::Null => "NULL",
             Technique::Xmas => "Xmas",
-            Technique::Ack => "ACK",
+            Technique::Ack => "ACK/window",
             Technique::Maimon => "Maimon",
             Technique::Window => "window",
             Technique::Udp => "UDP",

@@ -41,6 +41,15 @@ impl<'a> PortObject<'a> {
         }
     }
 
+    /// Without the advice and the correction (flow records: one per connection).
+    pub fn brief(e: &'a PortEntry, port: u16) -> Self {
+        PortObject {
+            advice: None,
+            correction: None,
+            ..PortObject::new(e, port)
+        }
+    }
+
     /// For a port the database does not know: only its range.
     pub fn unknown(proto: &'static str, port: u16) -> Self {
         PortObject {
@@ -132,7 +141,8 @@ pub fn write_flow(
 ) -> std::io::Result<()> {
     let is_tcp = r.ip_proto == proto::TCP;
     let port = match (r.ip_proto, db.lookup_ip(r.ip_proto, r.resp.port)) {
-        (_, Some(e)) => Some(PortObject::new(e, r.resp.port)),
+        // Flow records carry the tags; the advice and corrections are in alerts and `ports`.
+        (_, Some(e)) => Some(PortObject::brief(e, r.resp.port)),
         (proto::TCP, None) => Some(PortObject::unknown("tcp", r.resp.port)),
         (proto::UDP, None) => Some(PortObject::unknown("udp", r.resp.port)),
         _ => None,
