@@ -308,3 +308,38 @@ fn live_on_a_veth_between_namespaces() {
     assert_eq!(r["flow"]["conn_state"], "REJ");
     drop(guard);
 }
+
+#[test]
+fn user_switch_after_opening_the_interface() {
+    if !root_or_skip("user") {
+        return;
+    }
+    if nix::unistd::User::from_name("nobody").ok().flatten().is_none() {
+        println!("user: skipped: no user `nobody` here");
+        return;
+    }
+    // The log directory must be writable by the user synwatch becomes.
+    let dir = scratch("live-user");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let conn = dir.join("conn.jsonl");
+    let o = run(&[
+        "live",
+        "-i",
+        "lo",
+        "--duration",
+        "0.5",
+        "--user",
+        "nobody",
+        "--conn",
+        conn.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    use std::os::unix::fs::MetadataExt;
+    let owner = std::fs::metadata(&conn).unwrap().uid();
+    let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap().uid;
+    assert_eq!(owner, nobody.as_raw(), "the log was created by the unprivileged user");
+    let o = run(&["live", "-i", "lo", "--duration", "0.2", "--user", "no-such-user-x"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--user no-such-user-x: no such user"));
+}
