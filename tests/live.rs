@@ -314,7 +314,11 @@ fn user_switch_after_opening_the_interface() {
     if !root_or_skip("user") {
         return;
     }
-    if nix::unistd::User::from_name("nobody").ok().flatten().is_none() {
+    if nix::unistd::User::from_name("nobody")
+        .ok()
+        .flatten()
+        .is_none()
+    {
         println!("user: skipped: no user `nobody` here");
         return;
     }
@@ -334,12 +338,29 @@ fn user_switch_after_opening_the_interface() {
         "--conn",
         conn.to_str().unwrap(),
     ]);
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     use std::os::unix::fs::MetadataExt;
     let owner = std::fs::metadata(&conn).unwrap().uid();
     let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap().uid;
-    assert_eq!(owner, nobody.as_raw(), "the log was created by the unprivileged user");
-    let o = run(&["live", "-i", "lo", "--duration", "0.2", "--user", "no-such-user-x"]);
+    assert_eq!(
+        owner,
+        nobody.as_raw(),
+        "the log was created by the unprivileged user"
+    );
+    let o = run(&[
+        "live",
+        "-i",
+        "lo",
+        "--duration",
+        "0.2",
+        "--user",
+        "no-such-user-x",
+    ]);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--user no-such-user-x: no such user"));
 }

@@ -34,13 +34,19 @@ pub fn proto_name(p: u8) -> &'static str {
 
 /// A Zeek-style uid (`C` + base62) derived from the flow id; stable within a run.
 pub fn uid(flow_id: u64) -> String {
+    let mut s = String::with_capacity(18);
+    write_uid(&mut s, flow_id);
+    s
+}
+
+/// Appends the uid of `flow_id` to `s`.
+pub fn write_uid(s: &mut String, flow_id: u64) {
     const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     // Mix the id so consecutive flows do not get look-alike uids (splitmix64 finaliser).
     let mut x = flow_id.wrapping_add(0x9E37_79B9_7F4A_7C15);
     x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     x ^= x >> 31;
-    let mut s = String::with_capacity(18);
     s.push('C');
     for _ in 0..17 {
         s.push(char::from(ALPHABET[(x % 62) as usize]));
@@ -49,5 +55,4 @@ pub fn uid(flow_id: u64) -> String {
             x = flow_id.rotate_left(17) | 1;
         }
     }
-    s
 }

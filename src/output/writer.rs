@@ -16,6 +16,7 @@ pub struct ConnWriter {
     line: String,
     header_done: bool,
     db: Arc<PortDb>,
+    ports: json::PortCache,
     pub written: u64,
 }
 
@@ -27,6 +28,7 @@ impl ConnWriter {
             line: String::new(),
             header_done: false,
             db,
+            ports: json::PortCache::default(),
             written: 0,
         }
     }
@@ -39,7 +41,9 @@ impl ConnWriter {
             }
         }
         match self.format {
-            ConnFormat::Json => json::write_flow(&mut self.sink, r, &self.db)?,
+            ConnFormat::Json => {
+                json::write_flow_into(&mut self.sink, r, &self.db, &mut self.line, &mut self.ports)?
+            }
             ConnFormat::Zeek => zeek::write_row(&mut self.sink, r, &mut self.line, &self.db)?,
         }
         self.written += 1;
