@@ -99,11 +99,11 @@ impl Analyzer {
             let d = match decode(lt, bytes, ts, wire, self.dopts) {
                 Ok(d) => d,
                 Err(why) if depth == 0 => {
-                    self.summary.undecodable[why.index()] += 1;
+                    crate::counters::add(&mut self.summary.undecodable, why.index(), 1);
                     return;
                 }
                 Err(why) => {
-                    self.summary.inner_undecodable[why.index()] += 1;
+                    crate::counters::add(&mut self.summary.inner_undecodable, why.index(), 1);
                     return;
                 }
             };
@@ -158,7 +158,7 @@ impl Analyzer {
                 self.summary.tunnel_too_deep += 1;
                 return;
             }
-            self.summary.tunnelled[inner.kind.index()] += 1;
+            crate::counters::add(&mut self.summary.tunnelled, inner.kind.index(), 1);
             parent = id;
             layer = (inner.linktype, inner.bytes);
         }

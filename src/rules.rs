@@ -282,6 +282,14 @@ fn port_spec(p: &PortSpec) -> Option<(u16, u16)> {
 }
 
 impl Rules {
+    /// The severity in effect for `rule`.
+    pub fn severity_of(&self, rule: Rule) -> u8 {
+        self.severity
+            .get(rule.index())
+            .copied()
+            .unwrap_or_else(|| rule.default_severity())
+    }
+
     /// Parses a rules file's text; `path` names it in errors.
     pub fn parse(text: &str, path: &str) -> Result<Rules, RulesError> {
         let raw: RawRules = toml::from_str(text).map_err(|e| RulesError {
@@ -376,7 +384,9 @@ impl Rules {
                     format!("severity {sev} for `{name}`: use 1 (high), 2 or 3 (low)"),
                 ));
             }
-            rules.severity[rule.index()] = *sev;
+            if let Some(s) = rules.severity.get_mut(rule.index()) {
+                *s = *sev;
+            }
         }
         for (i, p) in raw.port.iter().enumerate() {
             let at = |key: &str| key_line(text, "port", i, key);

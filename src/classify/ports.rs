@@ -45,10 +45,6 @@ impl PortProto {
             _ => None,
         }
     }
-
-    fn index(self) -> usize {
-        self as usize
-    }
 }
 
 /// What kind of port an entry describes.
@@ -288,7 +284,11 @@ impl PortDb {
         }
         let mut index = [vec![0u16; 65536], vec![0u16; 65536]];
         for (i, e) in entries.iter().enumerate() {
-            let slot = &mut index[e.proto.index()];
+            let [tcp, udp] = &mut index;
+            let slot = match e.proto {
+                PortProto::Tcp => tcp,
+                PortProto::Udp => udp,
+            };
             for p in e.lo..=e.hi {
                 if let Some(x) = slot.get_mut(usize::from(p)) {
                     *x = (i + 1) as u16;
@@ -307,10 +307,18 @@ impl PortDb {
         Ok(())
     }
 
+    fn slot(&self, proto: PortProto) -> &[u16] {
+        let [tcp, udp] = &self.index;
+        match proto {
+            PortProto::Tcp => tcp,
+            PortProto::Udp => udp,
+        }
+    }
+
     /// The entry for a port, in O(1).
     #[inline]
     pub fn lookup(&self, proto: PortProto, port: u16) -> Option<&PortEntry> {
-        let i = *self.index[proto.index()].get(usize::from(port))?;
+        let i = *self.slot(proto).get(usize::from(port))?;
         if i == 0 {
             return None;
         }
@@ -326,7 +334,7 @@ impl PortDb {
     /// Every entry that is in effect (not wholly overridden), in table order.
     pub fn entries(&self) -> impl Iterator<Item = &PortEntry> {
         self.entries.iter().enumerate().filter_map(|(i, e)| {
-            let idx = &self.index[e.proto.index()];
+            let idx = self.slot(e.proto);
             let live =
                 (e.lo..=e.hi).any(|p| idx.get(usize::from(p)).copied() == Some((i + 1) as u16));
             live.then_some(e)

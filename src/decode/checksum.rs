@@ -4,7 +4,9 @@
 pub fn sum(mut acc: u32, data: &[u8]) -> u32 {
     let mut chunks = data.chunks_exact(2);
     for c in &mut chunks {
-        acc = acc.wrapping_add(u32::from(u16::from_be_bytes([c[0], c[1]])));
+        if let [a, b] = c {
+            acc = acc.wrapping_add(u32::from(u16::from_be_bytes([*a, *b])));
+        }
     }
     if let [last] = chunks.remainder() {
         acc = acc.wrapping_add(u32::from(*last) << 8);

@@ -199,7 +199,7 @@ impl Defragmenter {
         }
         if let Some(p) = self.pending.remove(&key) {
             self.bytes = self.bytes.saturating_sub(p.data.len());
-            build_packet(&key, &p.data[..total.min(p.data.len())], out);
+            build_packet(&key, p.data.get(..total).unwrap_or(&p.data), out);
             self.recycle(p.data);
             self.stats.reassembled += 1;
             return Offer::Complete;

@@ -101,7 +101,10 @@ pub fn strip(linktype: i32, frame: &[u8]) -> Result<(NetLayer, &[u8], Vlans), Un
             // Radiotap: version, pad, length (little-endian), present flags...
             let len = frame
                 .get(2..4)
-                .map(|b| usize::from(u16::from_le_bytes([b[0], b[1]])))
+                .and_then(|b| match b {
+                    [x, y] => Some(usize::from(u16::from_le_bytes([*x, *y]))),
+                    _ => None,
+                })
                 .ok_or(Undecodable::TruncatedLink)?;
             let rest = frame.get(len..).ok_or(Undecodable::TruncatedLink)?;
             let (et, rest) = ieee802_11(rest)?;
@@ -111,13 +114,15 @@ pub fn strip(linktype: i32, frame: &[u8]) -> Result<(NetLayer, &[u8], Vlans), Un
         dlt::IPV4 => Ok((NetLayer::Ipv4, frame, vlans)),
         dlt::IPV6 => Ok((NetLayer::Ipv6, frame, vlans)),
         dlt::NULL | dlt::LOOP => {
-            let h = frame.get(..4).ok_or(Undecodable::TruncatedLink)?;
+            let &[h0, h1, h2, h3, ..] = frame else {
+                return Err(Undecodable::TruncatedLink);
+            };
             // NULL is in the capturing host's byte order, LOOP in network order; the family
             // values are small, so whichever end holds a non-zero byte tells the order.
-            let family = if h[0] == 0 && h[1] == 0 {
-                u32::from(h[3]) | (u32::from(h[2]) << 8)
+            let family = if h0 == 0 && h1 == 0 {
+                u32::from(h3) | (u32::from(h2) << 8)
             } else {
-                u32::from(h[0]) | (u32::from(h[1]) << 8)
+                u32::from(h0) | (u32::from(h1) << 8)
             };
             let net = match family {
                 2 => NetLayer::Ipv4,

@@ -338,8 +338,10 @@ fn teredo(b: &[u8]) -> Option<Inner<'_>> {
     if rest.len() < 40 {
         return None;
     }
-    let payload_len = usize::from(u16::from_be_bytes([rest[4], rest[5]]));
-    let next_header = rest[6];
+    let &[_, _, _, _, l0, l1, next_header, ..] = rest else {
+        return None;
+    };
+    let payload_len = usize::from(u16::from_be_bytes([l0, l1]));
     let fits = 40 + payload_len <= rest.len();
     let bubble = next_header == 59 && payload_len == 0;
     if !fits && !bubble {
@@ -359,16 +361,19 @@ fn looks_like_teredo(b: &[u8]) -> bool {
     if b.len() < 40 {
         return false;
     }
-    if b[0] >> 4 == 6 {
+    let &[b0, b1, b2, b3, ..] = b else {
+        return false;
+    };
+    if b0 >> 4 == 6 {
         let prefix = [0x20, 0x01, 0x00, 0x00];
         return b.get(8..12) == Some(&prefix[..]) || b.get(24..28) == Some(&prefix[..]);
     }
-    if b[0] != 0 {
+    if b0 != 0 {
         return false;
     }
     let mut rest = b;
-    if rest[1] == 1 {
-        let skip = 13 + usize::from(rest[2]) + usize::from(rest[3]);
+    if b1 == 1 {
+        let skip = 13 + usize::from(b2) + usize::from(b3);
         match rest.get(skip..) {
             Some(r) if r.len() >= 40 => rest = r,
             _ => return false,
@@ -376,11 +381,11 @@ fn looks_like_teredo(b: &[u8]) -> bool {
         if rest.get(..2) != Some(&[0, 0][..]) {
             return false;
         }
-    } else if rest[1] != 0 {
+    } else if b1 != 0 {
         return false;
     }
     match rest.get(8..) {
-        Some(r) if r.len() >= 40 => r[0] >> 4 == 6,
+        Some(r) if r.len() >= 40 => r.first().is_some_and(|v| v >> 4 == 6),
         _ => false,
     }
 }

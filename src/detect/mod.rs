@@ -173,7 +173,7 @@ impl Detector {
         }
         let severity = entry
             .severity
-            .unwrap_or(self.rules.severity[rule.index()])
+            .unwrap_or(self.rules.severity_of(rule))
             .clamp(1, 3);
         let key = FoldKey {
             rule,
@@ -274,7 +274,7 @@ impl Detector {
                 self.stats.allowed += 1;
                 continue;
             }
-            let severity = self.rules.severity[rule.index()].clamp(1, 3);
+            let severity = self.rules.severity_of(rule).clamp(1, 3);
             self.stats.alerts += 1;
             if let Some(n) = self.stats.by_severity.get_mut(usize::from(severity - 1)) {
                 *n += 1;

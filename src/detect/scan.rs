@@ -41,6 +41,7 @@ use std::sync::Arc;
 
 use super::distinct::DistinctSet;
 use crate::classify::ports::{Category, PortDb};
+use crate::counters;
 use crate::decode::Addr;
 use crate::flow::key::proto;
 use crate::flow::{ConnRecord, Handshake};
@@ -367,18 +368,18 @@ impl Scanner {
     fn report(&self, scanner: Addr) -> ScanReport {
         // SYN probes that cannot tell SYN from connect follow what the open ports showed.
         let mut kinds = self.kinds;
-        let connect = kinds[Technique::Connect.index()];
-        let syn = kinds[Technique::Syn.index()];
+        let connect = counters::get(&kinds, Technique::Connect.index());
+        let syn = counters::get(&kinds, Technique::Syn.index());
         let to = if connect > syn {
             Technique::Connect
         } else {
             Technique::Syn
         };
-        kinds[to.index()] += self.syn_or_connect;
+        counters::add(&mut kinds, to.index(), self.syn_or_connect);
         let by_technique: Vec<(Technique, u64)> = Technique::ALL
             .iter()
-            .filter(|t| kinds[t.index()] > 0)
-            .map(|t| (*t, kinds[t.index()]))
+            .filter(|t| counters::get(&kinds, t.index()) > 0)
+            .map(|t| (*t, counters::get(&kinds, t.index())))
             .collect();
         let technique = by_technique
             .iter()
@@ -586,7 +587,7 @@ impl ScanDetector {
             s.tcp += 1;
         }
         match kind {
-            Kind::Known(t) => s.kinds[t.index()] += 1,
+            Kind::Known(t) => counters::add(&mut s.kinds, t.index(), 1),
             Kind::SynOrConnect => s.syn_or_connect += 1,
         }
         let pkey = (u64::from(r.ip_proto) << 16) | u64::from(port);

@@ -438,15 +438,15 @@ impl Connection {
                 ProtoState::Tcp => self.tcp_checksum_error(side),
                 ProtoState::Udp => {
                     let from_orig = side == self.orig_side();
-                    let mut c = self.sides[side].chk;
+                    let mut c = self.side(side).chk;
                     c.hit(&mut self.history, b'C', from_orig);
-                    self.sides[side].chk = c;
+                    self.side_mut(side).chk = c;
                 }
                 _ => {}
             }
             return;
         }
-        let s = &mut self.sides[side];
+        let s = self.side_mut(side);
         s.pkts += 1;
         s.ip_bytes += u64::from(d.ip_len);
         match d.transport {
@@ -503,19 +503,30 @@ impl Connection {
     }
 
     pub fn orig_ep(&self) -> Endpoint {
-        self.sides[self.orig_side()].endpoint
+        self.side(self.orig_side()).endpoint
     }
 
     pub fn resp(&self) -> Endpoint {
-        self.sides[self.orig_side() ^ 1].endpoint
+        self.side(self.orig_side() ^ 1).endpoint
     }
 
     pub fn orig_side_info(&self) -> &Side {
-        &self.sides[self.orig_side()]
+        self.side(self.orig_side())
     }
 
     pub fn resp_side_info(&self) -> &Side {
-        &self.sides[self.orig_side() ^ 1]
+        self.side(self.orig_side() ^ 1)
+    }
+
+    /// Side 0 or 1 (only the low bit of `i` counts).
+    pub fn side(&self, i: usize) -> &Side {
+        let [a, b] = &self.sides;
+        if i & 1 == 0 { a } else { b }
+    }
+
+    fn side_mut(&mut self, i: usize) -> &mut Side {
+        let [a, b] = &mut self.sides;
+        if i & 1 == 0 { a } else { b }
     }
 
     /// The inactivity timeout that applies now.

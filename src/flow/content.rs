@@ -78,7 +78,9 @@ impl ContentTracker {
         // Out of order: merge with overlapping or touching ranges, keep sorted.
         let mut i = 0;
         while i < usize::from(self.nblocks) {
-            let (bs, bu) = self.blocks[i];
+            let Some(&(bs, bu)) = self.blocks.get(i) else {
+                break;
+            };
             if bu < seq || bs > upper {
                 i += 1;
                 continue;
@@ -102,11 +104,11 @@ impl ContentTracker {
 
     fn remove_block(&mut self, i: usize) {
         let n = usize::from(self.nblocks);
-        if i >= n {
-            return;
+        // `i < n` makes the tail non-empty, so rotating it by one is fine.
+        if let Some(tail) = self.blocks.get_mut(i..n).filter(|t| !t.is_empty()) {
+            tail.rotate_left(1);
+            self.nblocks -= 1;
         }
-        self.blocks.copy_within(i + 1..n, i);
-        self.nblocks -= 1;
     }
 
     fn insert_block(&mut self, seq: u64, upper: u64) {
@@ -114,22 +116,31 @@ impl ContentTracker {
             // Merge the two neighbours with the smallest hole between them.
             let mut best = 0;
             let mut best_hole = u64::MAX;
-            for i in 0..MAX_BLOCKS - 1 {
-                let hole = self.blocks[i + 1].0.saturating_sub(self.blocks[i].1);
-                if hole < best_hole {
-                    best_hole = hole;
-                    best = i;
+            for (i, w) in self.blocks.windows(2).enumerate() {
+                if let [a, b] = w {
+                    let hole = b.0.saturating_sub(a.1);
+                    if hole < best_hole {
+                        best_hole = hole;
+                        best = i;
+                    }
                 }
             }
-            self.blocks[best].1 = self.blocks[best + 1].1;
+            let next_upper = self.blocks.get(best + 1).map(|b| b.1);
+            if let (Some(u), Some(b)) = (next_upper, self.blocks.get_mut(best)) {
+                b.1 = u;
+            }
             self.remove_block(best + 1);
             self.merged = self.merged.saturating_add(1);
         }
         let n = usize::from(self.nblocks);
-        let at = self.blocks().iter().position(|b| b.0 > seq).unwrap_or(n);
-        self.blocks.copy_within(at..n, at + 1);
-        self.blocks[at] = (seq, upper);
-        self.nblocks += 1;
+        if let Some(slot) = self.blocks.get_mut(n) {
+            *slot = (seq, upper);
+            self.nblocks += 1;
+        }
+        // The ranges are disjoint, so sorting by start keeps them in order.
+        if let Some(used) = self.blocks.get_mut(..=n) {
+            used.sort_unstable();
+        }
     }
 
     /// The peer acknowledged up to `seq` (Zeek's `TCP_Reassembler::AckReceived` → `TrimToSeq` →

@@ -199,11 +199,13 @@ pub struct SegmentEffects {
 
 impl Connection {
     fn ep(&self, side: usize) -> &TcpEndpoint {
-        &self.tcp().ep[side & 1]
+        let [a, b] = &self.tcp().ep;
+        if side & 1 == 0 { a } else { b }
     }
 
     fn ep_mut(&mut self, side: usize) -> &mut TcpEndpoint {
-        &mut self.tcp_mut().ep[side & 1]
+        let [a, b] = &mut self.tcp_mut().ep;
+        if side & 1 == 0 { a } else { b }
     }
 
     /// Zeek's `TCP_Endpoint::SetState`, including the switch to the TCP inactivity timeout when

@@ -49,7 +49,9 @@ pub fn write_uid(s: &mut String, flow_id: u64) {
     x ^= x >> 31;
     s.push('C');
     for _ in 0..17 {
-        s.push(char::from(ALPHABET[(x % 62) as usize]));
+        s.push(char::from(
+            *ALPHABET.get((x % 62) as usize).unwrap_or(&b'0'),
+        ));
         x /= 62;
         if x == 0 {
             x = flow_id.rotate_left(17) | 1;

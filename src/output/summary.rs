@@ -49,6 +49,8 @@ pub struct Summary {
     pub live_interface: Option<String>,
 }
 
+// Constant arguments, exercised by every run and test: `expect` cannot fire on input.
+#[allow(clippy::expect_used)]
 fn histogram() -> Histogram<u64> {
     // 1 µs .. 1 hour at 3 significant digits, auto-resizing past that.
     let mut h = Histogram::new_with_bounds(1, 3_600_000_000, 3)
@@ -103,8 +105,8 @@ impl Summary {
             proto::ICMP | proto::ICMPV6 => 2,
             _ => 3,
         };
-        self.by_proto[p] += 1;
-        self.by_state[r.conn_state.index()] += 1;
+        crate::counters::add(&mut self.by_proto, p, 1);
+        crate::counters::add(&mut self.by_state, r.conn_state.index(), 1);
         match r.handshake {
             Handshake::Completed => self.completed += 1,
             Handshake::HalfOpen => self.half_open += 1,
@@ -157,7 +159,7 @@ impl Summary {
             self.truncated_packets
         );
         for r in Undecodable::ALL {
-            let n = self.undecodable[r.index()];
+            let n = crate::counters::get(&self.undecodable, r.index());
             if n > 0 {
                 let _ = writeln!(s, "    {:<28} {n}", r.name());
             }
@@ -188,8 +190,14 @@ impl Summary {
         if tunnelled > 0 {
             let kinds: Vec<String> = TunnelKind::ALL
                 .iter()
-                .filter(|k| self.tunnelled[k.index()] > 0)
-                .map(|k| format!("{} {}", k.name(), self.tunnelled[k.index()]))
+                .filter(|k| crate::counters::get(&self.tunnelled, k.index()) > 0)
+                .map(|k| {
+                    format!(
+                        "{} {}",
+                        k.name(),
+                        crate::counters::get(&self.tunnelled, k.index())
+                    )
+                })
                 .collect();
             let _ = writeln!(
                 s,
@@ -214,7 +222,7 @@ impl Summary {
             self.conns, self.by_proto[0], self.by_proto[1], self.by_proto[2], self.by_proto[3]
         );
         for st in ConnState::ALL {
-            let n = self.by_state[st.index()];
+            let n = crate::counters::get(&self.by_state, st.index());
             if n > 0 {
                 let _ = writeln!(s, "    {:<7} {:>8}  {}", st.name(), n, st.meaning());
             }
