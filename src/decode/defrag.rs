@@ -283,19 +283,16 @@ fn fragment_of(ip: &[u8]) -> Option<(FragKey, usize, bool, &[u8])> {
         }
         LaxIpSlice::Ipv6(v6) => {
             let h = v6.header();
-            let frag = v6.extensions().clone().into_iter().find_map(|e| match e {
-                etherparse::Ipv6ExtensionSlice::Fragment(f) => Some(f),
-                _ => None,
-            })?;
+            let frag = super::ipv6_fragment(ip)?;
             Some((
                 FragKey {
                     src: Addr::v6(h.source()),
                     dst: Addr::v6(h.destination()),
-                    id: frag.identification(),
+                    id: frag.id,
                     proto: payload.ip_number.0,
                 },
-                usize::from(frag.fragment_offset().byte_offset()),
-                frag.more_fragments(),
+                usize::from(frag.offset),
+                frag.more,
                 payload.payload,
             ))
         }

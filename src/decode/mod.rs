@@ -295,14 +295,7 @@ pub fn decode_ip(
             let h = v6.header();
             // Zeek takes the header's word for it, even a zero payload length.
             let ip_len = 40 + u32::from(h.payload_length());
-            let mut first = true;
-            for ext in v6.extensions().clone().into_iter() {
-                if let etherparse::Ipv6ExtensionSlice::Fragment(f) = ext
-                    && f.fragment_offset().value() != 0
-                {
-                    first = false;
-                }
-            }
+            let first = ipv6_fragment(ip_bytes).is_none_or(|f| f.offset == 0);
             (
                 Addr::v6(h.source()),
                 Addr::v6(h.destination()),
@@ -429,6 +422,55 @@ pub fn decode_ip(
     Ok(d)
 }
 
+/// An IPv6 Fragment extension header's fields.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ipv6Fragment {
+    /// Offset in bytes.
+    pub offset: u16,
+    pub more: bool,
+    pub id: u32,
+}
+
+/// Walks the IPv6 extension header chain of the packet `ip` (starting at the fixed header) to
+/// its Fragment header, with every length checked against the bytes present.
+///
+/// synwatch does this itself rather than through etherparse's `Ipv6ExtensionSliceIter`:
+/// fuzzing found that iterator reading past the end of a lax slice whose last extension header
+/// is cut short (etherparse 0.21, `Ipv6RawExtHeaderSlice::from_slice_unchecked`).
+pub fn ipv6_fragment(ip: &[u8]) -> Option<Ipv6Fragment> {
+    let mut next = *ip.get(6)?;
+    let mut off = 40usize;
+    for _ in 0..16 {
+        match next {
+            // Hop-by-hop, routing, destination options, mobility, HIP, shim6: 8-byte units.
+            0 | 43 | 60 | 135 | 139 | 140 => {
+                let len = usize::from(*ip.get(off + 1)?);
+                next = *ip.get(off)?;
+                off = off.checked_add((len + 1) * 8)?;
+            }
+            // Authentication header: 4-byte units, plus 2.
+            51 => {
+                let len = usize::from(*ip.get(off + 1)?);
+                next = *ip.get(off)?;
+                off = off.checked_add((len + 2) * 4)?;
+            }
+            44 => {
+                let h = ip.get(off..off + 8)?;
+                let (b2, b3) = (*h.get(2)?, *h.get(3)?);
+                let fo = u16::from_be_bytes([b2, b3]);
+                let id = h.get(4..8)?;
+                return Some(Ipv6Fragment {
+                    offset: fo & 0xfff8,
+                    more: fo & 1 != 0,
+                    id: u32::from_be_bytes([*id.first()?, *id.get(1)?, *id.get(2)?, *id.get(3)?]),
+                });
+            }
+            _ => return None,
+        }
+    }
+    None
+}
+
 /// DNS-family ports (DNS, mDNS, LLMNR, NetBIOS name service) and NTP.
 fn is_udp_reply(sport: u16, dport: u16, payload: &[u8]) -> bool {
     let on = |p: u16| sport == p || dport == p;
@@ -474,6 +516,58 @@ fn window_scale(mut opts: &[u8]) -> Option<u8> {
 
 #[cfg(test)]
 mod tests {
+    /// Inputs the fuzzers found (tests/fuzz), each once a crash: the first byte chose the link
+    /// type in the fuzz target (0: Ethernet); decoding must return without reading out of
+    /// bounds or panicking.
+    const FUZZ_ETHERNET: &[&[u8]] = &[
+        // An IPv6 packet whose hop-by-hop header is cut short: etherparse's extension iterator
+        // read past the slice (heap-buffer-overflow under AddressSanitizer).
+        &[
+            0x00, 0x02, 0x00, 0x00, 0x34, 0x00, 0x02, 0x02, 0xe1, 0x00, 0x34, 0x00, 0x01, 0x86,
+            0xdd, 0x60, 0x00, 0x00, 0x00, 0x00, 0x18, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+            0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x9d, 0xda, 0x00, 0x08, 0x6b, 0x69, 0xb5, 0x8f,
+            0x00, 0x00, 0x00, 0x00, 0x60, 0x02, 0x04, 0xa0, 0x02, 0xfd, 0x5c, 0xc6, 0x99, 0x00,
+            0x00, 0x28, 0x91, 0x60, 0x0a, 0xcd, 0x35, 0x00, 0x28, 0x06, 0x40, 0x00, 0x00, 0x00,
+            0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00,
+            0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+            0x01, 0x1f, 0x04, 0x05, 0xb4,
+        ],
+    ];
+
+    #[test]
+    fn fuzz_regressions_decode_without_panicking() {
+        for input in FUZZ_ETHERNET {
+            let frame = input.get(1..).unwrap();
+            for verify in [false, true] {
+                let _ = decode(
+                    link::dlt::EN10MB,
+                    frame,
+                    Micros(0),
+                    frame.len() as u32,
+                    DecodeOptions {
+                        verify_checksums: verify,
+                    },
+                );
+            }
+            let _ = ipv6_fragment(frame.get(14..).unwrap_or(&[]));
+        }
+    }
+
+    #[test]
+    fn ipv6_fragment_header_is_found_behind_other_headers() {
+        // Fixed header (next: hop-by-hop), hop-by-hop (next: fragment, 8 bytes), fragment.
+        let mut p = vec![0x60, 0, 0, 0, 0, 16, 0, 64];
+        p.extend_from_slice(&[0u8; 32]);
+        p.extend_from_slice(&[44, 0, 1, 4, 0, 0, 0, 0]);
+        p.extend_from_slice(&[17, 0, 0x05, 0x01, 0xde, 0xad, 0xbe, 0xef]);
+        let f = ipv6_fragment(&p).unwrap();
+        assert_eq!((f.offset, f.more, f.id), (0x0500, true, 0xdead_beef));
+        // Cut anywhere: never a panic, and no fragment invented.
+        for n in 0..p.len() {
+            assert!(ipv6_fragment(&p[..n]).is_none());
+        }
+    }
+
     use super::*;
 
     fn ipv4_tcp(flags: u8, payload: &[u8], total_len_extra: u16) -> Vec<u8> {
