@@ -150,7 +150,7 @@ fn read(args: ReadArgs) -> ExitCode {
     };
     // Problems with inputs go to stderr, one line each, whatever else is printed.
     for src in &summary.sources {
-        if let Some(msg) = src.describe() {
+        for msg in src.messages() {
             eprintln!("synwatch: {msg}");
         }
     }

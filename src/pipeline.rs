@@ -106,7 +106,9 @@ impl Summary {
         for s in &self.sources {
             match s.outcome {
                 SourceOutcome::Unreadable(_) => return InputHealth::SomeUnreadable,
-                SourceOutcome::Damaged(_) => h = InputHealth::SomeDamaged,
+                SourceOutcome::Damaged(_) | SourceOutcome::Unsupported(_) => {
+                    h = InputHealth::SomeDamaged
+                }
                 SourceOutcome::Complete => {}
             }
         }

@@ -157,3 +157,152 @@ fn unwritable_output_is_an_error() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr_of(&o).contains("/nonexistent/dir/conn.jsonl"));
 }
+
+/// A classic little-endian pcap file, hand-built: header (snap length, link type) and records
+/// (seconds, captured bytes, original length).
+fn pcap(snaplen: u32, linktype: u32, recs: &[(u32, &[u8], u32)]) -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+    b.extend_from_slice(&2u16.to_le_bytes());
+    b.extend_from_slice(&4u16.to_le_bytes());
+    for v in [0u32, 0, snaplen, linktype] {
+        b.extend_from_slice(&v.to_le_bytes());
+    }
+    for (secs, data, orig) in recs {
+        for v in [*secs, 0, data.len() as u32, *orig] {
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+        b.extend_from_slice(data);
+    }
+    b
+}
+
+/// An Ethernet frame with an IPv4/TCP SYN from 10.0.0.1:40000 to 10.0.0.2:80.
+fn syn() -> Vec<u8> {
+    let mut f = vec![0u8; 12];
+    f.extend_from_slice(&[0x08, 0x00]);
+    f.extend_from_slice(&[
+        0x45, 0, 0, 40, 0, 0, 0, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+    ]);
+    f.extend_from_slice(&[
+        0x9c, 0x40, 0, 80, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0x04, 0, 0, 0, 0, 0,
+    ]);
+    f
+}
+
+fn read_hand_built(test: &str, bytes: &[u8]) -> (i32, String, String) {
+    let d = scratch(test);
+    let f = d.join(format!("{test}.pcap"));
+    std::fs::write(&f, bytes).unwrap();
+    let conn = d.join("conn.jsonl");
+    let o = run(&[
+        "read",
+        f.to_str().unwrap(),
+        "--conn",
+        conn.to_str().unwrap(),
+    ]);
+    let e = stderr_of(&o);
+    assert!(!e.contains("panicked"), "{e}");
+    (
+        o.status.code().unwrap_or(-1),
+        e,
+        std::fs::read_to_string(conn).unwrap_or_default(),
+    )
+}
+
+#[test]
+fn an_absurd_snap_length_in_the_header_is_reported_and_packets_still_read() {
+    let s = syn();
+    let (code, e, conn) = read_hand_built("snaplen", &pcap(u32::MAX, 1, &[(1, &s, 54)]));
+    assert_eq!(code, 0, "{e}");
+    assert!(
+        e.contains("snaplen.pcap: the file header's snap length 4294967295 is not valid (0 or over 262144); packets read anyway"),
+        "{e}"
+    );
+    assert!(conn.contains("\"dest_port\":80"), "{conn}");
+}
+
+#[test]
+fn a_record_longer_than_libpcap_allows_stops_the_file_at_that_record() {
+    let s = syn();
+    let mut b = pcap(65535, 1, &[(1, &s, 54)]);
+    for v in [2u32, 0, 0x7fff_ffff, 0x7fff_ffff] {
+        b.extend_from_slice(&v.to_le_bytes());
+    }
+    b.extend_from_slice(b"abc");
+    let (code, e, conn) = read_hand_built("hugecap", &b);
+    assert_eq!(code, 3, "{e}");
+    assert!(
+        e.contains("hugecap.pcap: damaged after record 1 (1 packets analysed up to the damage): invalid packet capture length 2147483647"),
+        "{e}"
+    );
+    assert!(
+        conn.contains("\"dest_port\":80"),
+        "the record before the damage: {conn}"
+    );
+}
+
+#[test]
+fn a_record_longer_than_the_files_snap_length_is_read_as_libpcap_gives_it() {
+    // libpcap cuts such a record to the file's snap length; synwatch analyses what it gets.
+    let s = syn();
+    let (code, e, conn) = read_hand_built("oversnap", &pcap(40, 1, &[(1, &s, 54)]));
+    assert_eq!(code, 0, "{e}");
+    assert!(
+        conn.is_empty() || conn.contains("\"event_type\":\"flow\""),
+        "{conn}"
+    );
+}
+
+#[test]
+fn zero_length_records_are_counted_and_reported() {
+    let s = syn();
+    let (code, e, conn) = read_hand_built("zero", &pcap(65535, 1, &[(1, &[], 0), (2, &s, 54)]));
+    assert_eq!(code, 0, "{e}");
+    assert!(
+        e.contains("zero.pcap: 1 zero-length records (first at record 1), counted as undecodable"),
+        "{e}"
+    );
+    assert!(conn.contains("\"dest_port\":80"), "{conn}");
+}
+
+#[test]
+fn an_unknown_link_type_is_reported_with_exit_3() {
+    let s = syn();
+    let (code, e, _) = read_hand_built("user0", &pcap(65535, 147, &[(1, &s, 54)]));
+    assert_eq!(code, 3, "{e}");
+    assert!(
+        e.contains(
+            "user0.pcap: link type 147 is not one synwatch decodes: 1 packets counted, not analysed"
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn timestamps_going_backwards_or_jumping_years_keep_the_analysis_sane() {
+    let s = syn();
+    let mut later = s.clone();
+    later[37] = 81; // another destination port: another connection
+    let recs: Vec<(u32, &[u8], u32)> = vec![
+        (1_000_000_000, &s, 54),
+        (999_999_000, &later, 54), // 1000 s back
+        (2_000_000_000, &s, 54),   // 31 years ahead
+    ];
+    let (code, e, conn) = read_hand_built("backwards", &pcap(65535, 1, &recs));
+    assert_eq!(code, 0, "{e}");
+    assert!(
+        e.contains("backwards.pcap: timestamps go backwards 1 times (first at record 2); timers keep the latest time seen"),
+        "{e}"
+    );
+    let recs: Vec<serde_json::Value> = conn
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // The jump ends the first two as attempts; the third SYN is a new attempt of its own.
+    assert_eq!(recs.len(), 3, "{conn}");
+    for r in &recs {
+        assert!(r["flow"]["duration"].as_f64().unwrap() >= 0.0);
+        assert_eq!(r["flow"]["conn_state"], "S0");
+    }
+}

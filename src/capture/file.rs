@@ -18,6 +18,8 @@ pub enum SourceOutcome {
     Damaged(String),
     /// Could not be read at all (missing, not a capture, unsupported).
     Unreadable(String),
+    /// Read, but its link type is not one synwatch decodes: packets counted, not analysed.
+    Unsupported(String),
 }
 
 /// What the reader saw in one input.
@@ -28,6 +30,8 @@ pub struct SourceReport {
     pub packets: u64,
     pub wire_bytes: u64,
     pub outcome: SourceOutcome,
+    /// Oddities that did not stop the reading (each said once, with where it first happened).
+    pub warnings: Vec<String>,
 }
 
 impl SourceReport {
@@ -40,7 +44,15 @@ impl SourceReport {
                 self.name, self.packets, self.packets, why
             )),
             SourceOutcome::Unreadable(why) => Some(format!("{}: {}", self.name, why)),
+            SourceOutcome::Unsupported(why) => Some(format!("{}: {}", self.name, why)),
         }
+    }
+
+    /// Every line for a person: the outcome, then the warnings.
+    pub fn messages(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.describe().into_iter().collect();
+        v.extend(self.warnings.iter().map(|w| format!("{}: {w}", self.name)));
+        v
     }
 }
 
@@ -67,6 +79,74 @@ fn explain_open_error(name: &str, err: &pcap::Error) -> String {
     }
 }
 
+/// libpcap's largest snap length.
+const MAX_SNAPLEN: u32 = 262_144;
+
+/// The snap length in a classic pcap file's header (None for pcapng or unreadable files).
+fn classic_snaplen(path: &str) -> Option<u32> {
+    use std::io::Read;
+    let mut h = [0u8; 24];
+    std::fs::File::open(path).ok()?.read_exact(&mut h).ok()?;
+    let magic = [h[0], h[1], h[2], h[3]];
+    let s = [h[16], h[17], h[18], h[19]];
+    match magic {
+        [0xd4, 0xc3, 0xb2, 0xa1] | [0x4d, 0x3c, 0xb2, 0xa1] => Some(u32::from_le_bytes(s)),
+        [0xa1, 0xb2, 0xc3, 0xd4] | [0xa1, 0xb2, 0x3c, 0x4d] => Some(u32::from_be_bytes(s)),
+        _ => None,
+    }
+}
+
+/// Odd records that do not stop the reading: counted, and the first of each kind remembered.
+#[derive(Default)]
+struct Oddities {
+    last_ts: Option<Micros>,
+    backwards: (u64, u64),
+    zero_len: (u64, u64),
+    over_snaplen: (u64, u64),
+}
+
+impl Oddities {
+    fn see(&mut self, record: u64, ts: Micros, caplen: u32, snaplen: Option<u32>) {
+        let bump = |c: &mut (u64, u64)| {
+            if c.0 == 0 {
+                c.1 = record;
+            }
+            c.0 += 1;
+        };
+        if self.last_ts.is_some_and(|t| ts < t) {
+            bump(&mut self.backwards);
+        }
+        self.last_ts = Some(self.last_ts.map_or(ts, |t| t.max(ts)));
+        if caplen == 0 {
+            bump(&mut self.zero_len);
+        }
+        if snaplen.is_some_and(|s| s > 0 && caplen > s) {
+            bump(&mut self.over_snaplen);
+        }
+    }
+
+    fn report(&self, r: &mut SourceReport) {
+        let (n, first) = self.backwards;
+        if n > 0 {
+            r.warnings.push(format!(
+                "timestamps go backwards {n} times (first at record {first}); timers keep the latest time seen"
+            ));
+        }
+        let (n, first) = self.zero_len;
+        if n > 0 {
+            r.warnings.push(format!(
+                "{n} zero-length records (first at record {first}), counted as undecodable"
+            ));
+        }
+        let (n, first) = self.over_snaplen;
+        if n > 0 {
+            r.warnings.push(format!(
+                "{n} records longer than the file's snap length (first at record {first}); read as they are"
+            ));
+        }
+    }
+}
+
 /// Reads every input in order and sends full batches to `tx`; emptied batches come back on
 /// `recycle`. Returns one report per input. Blocks when the channel is full (nothing is lost).
 pub fn read_offline(
@@ -89,7 +169,22 @@ pub fn read_offline(
             packets: 0,
             wire_bytes: 0,
             outcome: SourceOutcome::Complete,
+            warnings: Vec::new(),
         };
+        // The classic pcap header's snap length, read directly (libpcap clamps it silently).
+        let header_snaplen = if name == "-" {
+            None
+        } else {
+            classic_snaplen(name)
+        };
+        if let Some(s) = header_snaplen
+            && (s == 0 || s > MAX_SNAPLEN)
+        {
+            report.warnings.push(format!(
+                "the file header's snap length {s} is not valid (0 or over {MAX_SNAPLEN}); packets read anyway"
+            ));
+        }
+        let mut odd = Oddities::default();
         let mut cap = match pcap::Capture::from_file(name) {
             Ok(c) => c,
             Err(e) => {
@@ -104,6 +199,7 @@ pub fn read_offline(
             match cap.next_packet() {
                 Ok(p) => {
                     let ts = Micros::from_timeval(p.header.ts.tv_sec, p.header.ts.tv_usec);
+                    odd.see(report.packets + 1, ts, p.header.caplen, header_snaplen);
                     batch.push(ts, p.header.len, p.data, linktype, source);
                     report.packets += 1;
                     report.wire_bytes += u64::from(p.header.len);
@@ -127,6 +223,15 @@ pub fn read_offline(
                     break;
                 }
             }
+        }
+        odd.report(&mut report);
+        if !crate::decode::link::is_supported(linktype.0)
+            && report.outcome == SourceOutcome::Complete
+        {
+            report.outcome = SourceOutcome::Unsupported(format!(
+                "link type {} is not one synwatch decodes: {} packets counted, not analysed",
+                linktype.0, report.packets
+            ));
         }
         reports.push(report);
     }

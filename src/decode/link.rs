@@ -60,6 +60,29 @@ fn be16(b: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
 }
 
+/// True for the link types [`strip`] decodes.
+pub fn is_supported(linktype: i32) -> bool {
+    matches!(
+        linktype,
+        dlt::EN10MB
+            | dlt::FDDI
+            | dlt::PPP
+            | dlt::PPP_SERIAL
+            | dlt::PPP_ETHER
+            | dlt::IEEE802_11
+            | dlt::IEEE802_11_RADIOTAP
+            | dlt::LINUX_SLL
+            | dlt::LINUX_SLL2
+            | dlt::RAW
+            | dlt::RAW_BSD
+            | dlt::RAW_OPENBSD
+            | dlt::IPV4
+            | dlt::IPV6
+            | dlt::NULL
+            | dlt::LOOP
+    )
+}
+
 /// Strips the link layer. Returns what follows and the VLAN tags seen.
 pub fn strip(linktype: i32, frame: &[u8]) -> Result<(NetLayer, &[u8], Vlans), Undecodable> {
     let mut vlans = Vlans::default();

@@ -150,6 +150,9 @@ impl Summary {
             if let Some(msg) = src.describe() {
                 let _ = writeln!(s, "  read error   {msg}");
             }
+            for w in &src.warnings {
+                let _ = writeln!(s, "  warning      {}: {w}", src.name);
+            }
         }
         let _ = writeln!(
             s,
