@@ -304,6 +304,19 @@ fn addr_key(a: &Addr) -> u64 {
 const SAMPLE: usize = 20;
 const OPEN_KEPT: usize = 256;
 
+/// One probe, as the scanner state needs it.
+#[derive(Clone, Copy, Debug)]
+struct Probe {
+    target: Addr,
+    port: u16,
+    proto: u8,
+    open: bool,
+    trojan: bool,
+    start: Micros,
+}
+
+/// A source seen probing. Most sources of a spoofed flood probe once: they keep only counters
+/// and that first probe; the sets are allocated at the second probe.
 #[derive(Default)]
 struct Scanner {
     first: Micros,
@@ -312,6 +325,15 @@ struct Scanner {
     pkts: u64,
     kinds: [u64; 9],
     syn_or_connect: u64,
+    udp: u64,
+    tcp: u64,
+    first_probe: Option<Probe>,
+    detail: Option<Box<Detail>>,
+}
+
+/// What a source probed, once it probed more than once.
+#[derive(Default)]
+struct Detail {
     /// Distinct ports per target (first targets only), with the time of the target's first probe.
     per_target: HashMap<Addr, (Micros, DistinctSet)>,
     /// A target got `burst_ports` distinct ports within `burst_window`.
@@ -326,8 +348,6 @@ struct Scanner {
     open_total: u64,
     open_seen: DistinctSet,
     trojan_ports: Vec<u16>,
-    udp: u64,
-    tcp: u64,
     max_ports_one_host: u64,
     max_hosts_one_port: u64,
 }
@@ -335,7 +355,47 @@ struct Scanner {
 /// Per-key detail kept for at most this many targets (ports) per scanner.
 const DETAIL_KEYS: usize = 1024;
 
-impl Scanner {
+impl Detail {
+    fn apply(&mut self, p: &Probe, cfg: &ScanConfig) {
+        let pkey = (u64::from(p.proto) << 16) | u64::from(p.port);
+        if self.targets.insert(addr_key(&p.target)) && self.target_sample.len() < SAMPLE {
+            self.target_sample.push(p.target);
+        }
+        self.ports.insert(u64::from(p.port));
+        self.pairs
+            .insert(addr_key(&p.target) ^ pkey.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        if self.per_target.len() < DETAIL_KEYS || self.per_target.contains_key(&p.target) {
+            let (first, set) = self
+                .per_target
+                .entry(p.target)
+                .or_insert_with(|| (p.start, DistinctSet::default()));
+            set.insert(u64::from(p.port));
+            let n = set.len();
+            self.max_ports_one_host = self.max_ports_one_host.max(n);
+            if n >= cfg.burst_ports && p.start.saturating_sub(*first) <= cfg.burst_window {
+                self.burst = true;
+            }
+        }
+        if self.per_port.len() < DETAIL_KEYS || self.per_port.contains_key(&p.port) {
+            let set = self.per_port.entry(p.port).or_default();
+            set.insert(addr_key(&p.target));
+            self.max_hosts_one_port = self.max_hosts_one_port.max(set.len());
+        }
+        if p.open && self.open_seen.insert(addr_key(&p.target) ^ pkey) {
+            self.open_total += 1;
+            if self.open.len() < OPEN_KEPT {
+                self.open.push(Found {
+                    host: p.target,
+                    port: p.port,
+                    proto: p.proto,
+                });
+            }
+        }
+        if p.trojan && self.trojan_ports.len() < 64 && !self.trojan_ports.contains(&p.port) {
+            self.trojan_ports.push(p.port);
+        }
+    }
+
     fn bytes(&self) -> usize {
         let sets: usize = self
             .per_target
@@ -355,17 +415,50 @@ impl Scanner {
             + self.open.len() * 32
             + 512
     }
+}
+
+impl Scanner {
+    fn bytes(&self) -> usize {
+        128 + self.detail.as_ref().map_or(0, |d| d.bytes())
+    }
+
+    fn detail(&self) -> Detail {
+        let mut d = Detail::default();
+        if let Some(p) = &self.first_probe {
+            d.apply(p, &ScanConfig::default());
+        }
+        d
+    }
 
     fn qualifies(&self, cfg: &ScanConfig) -> bool {
-        self.max_ports_one_host >= cfg.vertical_ports
-            || self.burst
-            || self.max_hosts_one_port >= cfg.horizontal_hosts
-            || (self.pairs.len() >= cfg.block_pairs
-                && self.targets.len() > 1
-                && self.ports.len() > 1)
+        match &self.detail {
+            Some(d) => {
+                d.max_ports_one_host >= cfg.vertical_ports
+                    || d.burst
+                    || d.max_hosts_one_port >= cfg.horizontal_hosts
+                    || (d.pairs.len() >= cfg.block_pairs
+                        && d.targets.len() > 1
+                        && d.ports.len() > 1)
+            }
+            // One probe: a scan only under thresholds of 1.
+            None => {
+                self.first_probe.is_some()
+                    && (cfg.vertical_ports <= 1
+                        || cfg.burst_ports <= 1
+                        || cfg.horizontal_hosts <= 1)
+            }
+        }
     }
 
     fn report(&self, scanner: Addr) -> ScanReport {
+        let single;
+        let d: &Detail = match &self.detail {
+            Some(d) => d,
+            None => {
+                single = self.detail();
+                &single
+            }
+        };
         // SYN probes that cannot tell SYN from connect follow what the open ports showed.
         let mut kinds = self.kinds;
         let connect = counters::get(&kinds, Technique::Connect.index());
@@ -385,8 +478,8 @@ impl Scanner {
             .iter()
             .max_by_key(|(t, n)| (*n, std::cmp::Reverse(*t)))
             .map_or(Technique::Syn, |(t, _)| *t);
-        let targets = self.targets.len();
-        let ports = self.ports.len();
+        let targets = d.targets.len();
+        let ports = d.ports.len();
         let shape = if targets <= 1 {
             "vertical"
         } else if ports <= 1 {
@@ -394,7 +487,7 @@ impl Scanner {
         } else {
             "block"
         };
-        let mut port_sample: Vec<u16> = self
+        let mut port_sample: Vec<u16> = d
             .ports
             .values()
             .iter()
@@ -402,7 +495,7 @@ impl Scanner {
             .map(|&p| p as u16)
             .collect();
         if port_sample.is_empty() {
-            port_sample = self.per_port.keys().copied().take(SAMPLE).collect();
+            port_sample = d.per_port.keys().copied().take(SAMPLE).collect();
             port_sample.sort_unstable();
         }
         ScanReport {
@@ -411,13 +504,13 @@ impl Scanner {
             technique,
             by_technique,
             targets,
-            target_sample: self.target_sample.clone(),
+            target_sample: d.target_sample.clone(),
             ports,
             port_sample,
             probes: self.probes,
-            open: self.open.clone(),
-            open_total: self.open_total,
-            trojan_ports: self.trojan_ports.clone(),
+            open: d.open.clone(),
+            open_total: d.open_total,
+            trojan_ports: d.trojan_ports.clone(),
             proto: if self.udp > self.tcp {
                 proto::UDP
             } else {
@@ -426,7 +519,7 @@ impl Scanner {
             first: self.first,
             last: self.last,
             pkts: self.pkts,
-            approximate: !(self.targets.is_exact() && self.ports.is_exact()),
+            approximate: !(d.targets.is_exact() && d.ports.is_exact()),
         }
     }
 }
@@ -556,7 +649,7 @@ impl ScanDetector {
         self.expire(r.end, out);
         if let Some((kind, outcome)) = probe_of(r) {
             self.stats.probes += 1;
-            self.scan_probe(r, kind, outcome, out);
+            self.scan_probe(r, kind, outcome);
             if matches!(kind, Kind::SynOrConnect | Kind::Known(Technique::Syn)) {
                 self.flood_attempt(r, outcome, out);
             }
@@ -566,14 +659,19 @@ impl ScanDetector {
         self.enforce_limits(out);
     }
 
-    fn scan_probe(&mut self, r: &ConnRecord, kind: Kind, outcome: Outcome, out: &mut Vec<Episode>) {
-        let _ = out;
-        let target = r.resp.addr;
-        let port = r.resp.port;
-        let is_trojan = self
-            .db
-            .lookup_ip(r.ip_proto, port)
-            .is_some_and(|e| e.category == Category::Trojan);
+    fn scan_probe(&mut self, r: &ConnRecord, kind: Kind, outcome: Outcome) {
+        let probe = Probe {
+            target: r.resp.addr,
+            port: r.resp.port,
+            proto: r.ip_proto,
+            open: outcome == Outcome::Open,
+            trojan: self
+                .db
+                .lookup_ip(r.ip_proto, r.resp.port)
+                .is_some_and(|e| e.category == Category::Trojan),
+            start: r.start,
+        };
+        let cfg = self.cfg;
         let s = self.scanners.touch(r.orig.addr);
         if s.probes == 0 {
             s.first = r.start;
@@ -590,43 +688,15 @@ impl ScanDetector {
             Kind::Known(t) => counters::add(&mut s.kinds, t.index(), 1),
             Kind::SynOrConnect => s.syn_or_connect += 1,
         }
-        let pkey = (u64::from(r.ip_proto) << 16) | u64::from(port);
-        if s.targets.insert(addr_key(&target)) && s.target_sample.len() < SAMPLE {
-            s.target_sample.push(target);
-        }
-        s.ports.insert(u64::from(port));
-        s.pairs
-            .insert(addr_key(&target) ^ pkey.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        if s.per_target.len() < DETAIL_KEYS || s.per_target.contains_key(&target) {
-            let (first, set) = s
-                .per_target
-                .entry(target)
-                .or_insert_with(|| (r.start, DistinctSet::default()));
-            set.insert(u64::from(port));
-            let n = set.len();
-            s.max_ports_one_host = s.max_ports_one_host.max(n);
-            if n >= self.cfg.burst_ports && r.start.saturating_sub(*first) <= self.cfg.burst_window
-            {
-                s.burst = true;
+        match (&mut s.detail, s.first_probe) {
+            (Some(d), _) => d.apply(&probe, &cfg),
+            (None, None) => s.first_probe = Some(probe),
+            (None, Some(first)) => {
+                let mut d = Box::<Detail>::default();
+                d.apply(&first, &cfg);
+                d.apply(&probe, &cfg);
+                s.detail = Some(d);
             }
-        }
-        if s.per_port.len() < DETAIL_KEYS || s.per_port.contains_key(&port) {
-            let set = s.per_port.entry(port).or_default();
-            set.insert(addr_key(&target));
-            s.max_hosts_one_port = s.max_hosts_one_port.max(set.len());
-        }
-        if outcome == Outcome::Open && s.open_seen.insert(addr_key(&target) ^ pkey) {
-            s.open_total += 1;
-            if s.open.len() < OPEN_KEPT {
-                s.open.push(Found {
-                    host: target,
-                    port,
-                    proto: r.ip_proto,
-                });
-            }
-        }
-        if is_trojan && s.trojan_ports.len() < 64 && !s.trojan_ports.contains(&port) {
-            s.trojan_ports.push(port);
         }
     }
 
@@ -728,7 +798,7 @@ impl ScanDetector {
             self.end_backscatter(k, out);
         }
         // The byte budget is checked now and then (summing is linear in what is tracked).
-        if self.stats.probes.is_multiple_of(1024) {
+        if self.stats.probes.is_multiple_of(1 << 16) {
             while self.total_bytes() > self.cfg.memory_budget {
                 let Some(k) = self.scanners.oldest() else {
                     break;

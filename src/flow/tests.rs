@@ -385,3 +385,10 @@ fn udp_flip_on_a_first_packet_that_is_a_reply() {
         ("Dd", ConnState::SF)
     );
 }
+
+#[test]
+fn a_connection_stays_small() {
+    // Memory per tracked flow is this plus the table's key and links (about 1.1 KB in all);
+    // README's memory figures depend on it.
+    assert!(std::mem::size_of::<super::conn::Connection>() <= 1024);
+}
