@@ -45,12 +45,18 @@ struct AlertBody {
     category: &'static str,
     severity: u8,
     rule: &'static str,
+    /// Port alerts: connections folded in. Episodes: probes, SYNs or unsolicited replies.
     count: u64,
     first_seen: String,
     last_seen: String,
-    /// Packets and payload bytes over every connection folded into this alert.
-    pkts: u64,
-    bytes: u64,
+    /// Port alerts: packets and payload bytes over every connection folded into the alert.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pkts: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bytes: Option<u64>,
+    /// Episodes: probes, SYNs or replies per second.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rate_per_s: Option<f64>,
 }
 
 /// The first connection that raised the alert.
@@ -126,8 +132,9 @@ fn write_port_json(out: &mut dyn Write, a: &PortAlert, db: &PortDb) -> std::io::
             count: a.count,
             first_seen: a.first_seen.to_rfc3339(),
             last_seen: a.last_seen.to_rfc3339(),
-            pkts: a.pkts,
-            bytes: a.bytes,
+            pkts: Some(a.pkts),
+            bytes: Some(a.bytes),
+            rate_per_s: None,
         },
         port: entry.map(|e| PortObject::new(e, r.resp.port)),
         flow: AlertFlow {
@@ -325,30 +332,13 @@ struct EpisodeEvent<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     dest_port: Option<u16>,
     proto: &'static str,
-    alert: EpisodeBody,
+    alert: AlertBody,
     #[serde(skip_serializing_if = "Option::is_none")]
     scan: Option<ScanObject<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     flood: Option<FloodObject>,
     #[serde(skip_serializing_if = "Option::is_none")]
     backscatter: Option<BackscatterObject>,
-}
-
-#[derive(Serialize)]
-struct EpisodeBody {
-    action: &'static str,
-    gid: u32,
-    signature_id: u32,
-    rev: u32,
-    signature: String,
-    category: &'static str,
-    severity: u8,
-    rule: &'static str,
-    /// Probes (scan), SYNs (flood) or unsolicited replies (backscatter) in the episode.
-    count: u64,
-    first_seen: String,
-    last_seen: String,
-    rate_per_s: f64,
 }
 
 #[derive(Serialize)]
@@ -424,7 +414,7 @@ fn write_episode_json(
         dest_ip: None,
         dest_port: None,
         proto: "TCP",
-        alert: EpisodeBody {
+        alert: AlertBody {
             action: "allowed",
             gid: 1,
             signature_id: rule.signature_id(),
@@ -436,7 +426,9 @@ fn write_episode_json(
             count,
             first_seen: first.to_rfc3339(),
             last_seen: last.to_rfc3339(),
-            rate_per_s: rate(count, first, last),
+            pkts: None,
+            bytes: None,
+            rate_per_s: Some(rate(count, first, last)),
         },
         scan: None,
         flood: None,

@@ -118,18 +118,7 @@ struct FlowBody<'a> {
 /// TCP flags as letters in a fixed order (like `tcpdump`): F S R P A U.
 pub fn flag_letters(f: u8) -> String {
     let mut s = String::with_capacity(6);
-    for (bit, c) in [
-        (0x01, 'F'),
-        (0x02, 'S'),
-        (0x04, 'R'),
-        (0x08, 'P'),
-        (0x10, 'A'),
-        (0x20, 'U'),
-    ] {
-        if f & bit != 0 {
-            s.push(c);
-        }
-    }
+    push_flags(&mut s, f);
     s
 }
 
