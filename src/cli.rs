@@ -33,8 +33,9 @@ fn parse_timeout(s: &str) -> Result<(String, Micros), String> {
     about = "Per-connection TCP handshake verdicts, scans and suspicious ports from packet captures",
     long_about = "synwatch reads packet captures (pcap, pcapng) and reports, per connection, whether the \
 TCP handshake completed, who was rejected, and Zeek-compatible conn_state and history.\n\n\
-Exit codes: 0 success; 1 an input could not be read or output failed; 2 usage error; \
-3 an input was damaged (analysed up to the damage)."
+Exit codes: 0 success; 1 an input could not be read, an interface could not be opened, or output \
+failed; 2 usage error; 3 an input was damaged (analysed up to the damage) or of a link type \
+synwatch cannot decode."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -49,6 +50,13 @@ pub enum Command {
     Live(LiveArgs),
     /// List the interfaces synwatch can capture from, with addresses and flags.
     Interfaces,
+    /// Print a shell completion script (e.g. `synwatch completions bash > /etc/bash_completion.d/synwatch`).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff; e.g. `synwatch man | man -l -`).
+    Man,
     /// Look up ports in the built-in port database (and a rules file's additions).
     Ports(PortsArgs),
     /// Work with rules files.

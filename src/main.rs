@@ -272,12 +272,47 @@ fn interfaces() -> ExitCode {
     }
 }
 
+fn completions(shell: clap_complete::Shell) -> ExitCode {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    clap_complete::generate(shell, &mut cmd, "synwatch", &mut std::io::stdout());
+    ExitCode::SUCCESS
+}
+
+fn man() -> ExitCode {
+    use clap::CommandFactory;
+    let cmd = Cli::command();
+    let mut out = std::io::stdout();
+    let page = clap_mangen::Man::new(cmd.clone());
+    if let Err(e) = page.render(&mut out) {
+        eprintln!("synwatch: cannot write the manual page: {e}");
+        return ExitCode::from(1);
+    }
+    // One section per subcommand, so `man synwatch` documents every option.
+    for sub in cmd.get_subcommands() {
+        let title = format!(
+            ".SH \"SYNWATCH {}\"\n{}\n",
+            sub.get_name().to_uppercase(),
+            sub.get_about().map(|a| a.to_string()).unwrap_or_default()
+        );
+        if let Err(e) = std::io::Write::write_all(&mut out, title.as_bytes())
+            .and_then(|()| clap_mangen::Man::new(sub.clone()).render_options_section(&mut out))
+        {
+            eprintln!("synwatch: cannot write the manual page: {e}");
+            return ExitCode::from(1);
+        }
+    }
+    ExitCode::SUCCESS
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Read(args) => read(args),
         Command::Live(args) => live(args),
         Command::Interfaces => interfaces(),
+        Command::Completions { shell } => completions(shell),
+        Command::Man => man(),
         Command::Ports(args) => ports(args),
         Command::Rules { command } => rules(command),
     }

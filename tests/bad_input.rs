@@ -306,3 +306,28 @@ fn timestamps_going_backwards_or_jumping_years_keep_the_analysis_sane() {
         assert_eq!(r["flow"]["conn_state"], "S0");
     }
 }
+
+#[test]
+fn completions_and_the_manual_page_are_generated() {
+    for shell in ["bash", "zsh", "fish"] {
+        let o = run(&["completions", shell]);
+        assert!(o.status.success());
+        let s = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            s.contains("synwatch") && s.contains("alerts-format"),
+            "{shell}"
+        );
+    }
+    let o = run(&["man"]);
+    assert!(o.status.success());
+    let m = String::from_utf8_lossy(&o.stdout);
+    for want in [
+        ".TH synwatch 1",
+        "SYNWATCH LIVE",
+        "SYNWATCH READ",
+        "rotate\\-size",
+        "alerts\\-format",
+    ] {
+        assert!(m.contains(want), "man page lacks {want}");
+    }
+}
