@@ -249,6 +249,10 @@ pub struct CommonArgs {
     #[arg(long, value_name = "FILE")]
     pub rules: Option<String>,
 
+    /// Length of the summary's top lists (talkers, ports, alerts); 0 leaves them out.
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    pub top: usize,
+
     /// Print no summary.
     #[arg(short, long)]
     pub quiet: bool,

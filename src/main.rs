@@ -121,6 +121,7 @@ fn common_options(c: &CommonArgs, inputs: Vec<String>) -> Result<ReadOptions, Ex
         alerts_format: c.alerts_format,
         db,
         rules,
+        top_n: c.top,
     })
 }
 

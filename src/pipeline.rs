@@ -66,6 +66,8 @@ pub struct ReadOptions {
     pub alerts_format: AlertFormat,
     pub db: Arc<PortDb>,
     pub rules: Rules,
+    /// Length of the summary's top lists.
+    pub top_n: usize,
 }
 
 /// A failure that stops a run.
@@ -440,6 +442,8 @@ fn analyse_and_write(
     drop(out_tx);
     let mut summary = an.summary;
     summary.top_alerts = an.detector.top_alerts();
+    summary.db = Some(opts.db.clone());
+    summary.top_n = opts.top_n;
     match writer.join().map_err(|_| RunError::Thread("output"))? {
         Ok(()) => Ok(summary),
         Err((true, err)) => Err(RunError::Output {

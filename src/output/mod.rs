@@ -5,6 +5,7 @@ pub mod json;
 pub mod ports;
 pub mod sink;
 pub mod summary;
+pub mod tops;
 pub mod writer;
 pub mod zeek;
 

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use hdrhistogram::Histogram;
 
+use super::tops::{TopHosts, TopPorts};
 use crate::capture::file::SourceReport;
 use crate::decode::Undecodable;
 use crate::decode::defrag::DefragStats;
@@ -47,6 +48,13 @@ pub struct Summary {
     pub sources: Vec<SourceReport>,
     /// The interface of a live capture.
     pub live_interface: Option<String>,
+    /// Hosts by connections (both ends) and destination ports, for the top lists.
+    pub hosts: TopHosts,
+    pub ports: TopPorts,
+    /// Length of the top lists.
+    pub top_n: usize,
+    /// The port database, for names in the top lists.
+    pub db: Option<std::sync::Arc<crate::classify::ports::PortDb>>,
 }
 
 // Constant arguments, exercised by every run and test: `expect` cannot fire on input.
@@ -87,6 +95,10 @@ impl Default for Summary {
             flow_stats: FlowStats::default(),
             sources: Vec::new(),
             live_interface: None,
+            hosts: TopHosts::default(),
+            ports: TopPorts::default(),
+            top_n: 5,
+            db: None,
         }
     }
 }
@@ -99,6 +111,10 @@ impl Summary {
     /// Accounts one finished connection.
     pub fn record(&mut self, r: &ConnRecord) {
         self.conns += 1;
+        let bytes = r.orig_ip_bytes.saturating_add(r.resp_ip_bytes);
+        self.hosts.add(&r.orig.addr, bytes);
+        self.hosts.add(&r.resp.addr, bytes);
+        self.ports.add(r.ip_proto, r.resp.port);
         let p = match r.ip_proto {
             proto::TCP => 0,
             proto::UDP => 1,
@@ -262,12 +278,11 @@ impl Summary {
         let d = &self.detect;
         let _ = writeln!(
             s,
-            "  alerts       {} ({} high, {} medium, {} low) from {} connections{}",
+            "  alerts       {} ({} high, {} medium, {} low){}",
             d.alerts,
             d.by_severity[0],
             d.by_severity[1],
             d.by_severity[2],
-            d.matched - d.allowed,
             if d.allowed > 0 {
                 format!("; {} more allowed by the rules file", d.allowed)
             } else {
@@ -300,7 +315,7 @@ impl Summary {
                 d.folded_into_scans
             );
         }
-        for t in self.top_alerts.iter().take(10) {
+        for t in self.top_alerts.iter().take(self.top_n.max(1) * 2) {
             let sev = match t.severity {
                 1 => "high",
                 2 => "medium",
@@ -325,6 +340,62 @@ impl Summary {
                 d.folds_flushed_early
             );
         }
+        let n = self.top_n;
+        if n > 0 && self.conns > 0 {
+            let _ = writeln!(s, "  top talkers  (connections as either end, IP bytes)");
+            for (a, c, b) in self.hosts.top(n) {
+                let _ = writeln!(
+                    s,
+                    "    {:<40} {:>9} conns {:>12}",
+                    a.to_ip().to_string(),
+                    c,
+                    human_bytes(b)
+                );
+            }
+            let _ = writeln!(s, "  top ports    (connections to the port)");
+            for (p, port, c) in self.ports.top(n) {
+                let proto = if p == proto::TCP { "tcp" } else { "udp" };
+                let (name, cat) = self
+                    .db
+                    .as_ref()
+                    .and_then(|db| db.lookup_ip(p, port))
+                    .map_or(("-".to_string(), "-"), |e| {
+                        let name = if e.category == crate::classify::ports::Category::Trojan {
+                            e.display_name().to_string()
+                        } else {
+                            e.service
+                                .clone()
+                                .unwrap_or_else(|| e.display_name().to_string())
+                        };
+                        (name, e.category.name())
+                    });
+                let _ = writeln!(
+                    s,
+                    "    {:<12} {:<20} {:<8} {:>9} conns",
+                    format!("{port}/{proto}"),
+                    name,
+                    cat,
+                    c
+                );
+            }
+        }
         s
+    }
+}
+
+/// 1234567 → "1.2 MB".
+fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u + 1 < UNITS.len() {
+        v /= 1000.0;
+        u += 1;
+    }
+    let unit = UNITS.get(u).copied().unwrap_or("B");
+    if u == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {unit}")
     }
 }

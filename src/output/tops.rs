@@ -1,0 +1,178 @@
+//! "Top N" lists for the summary, in bounded memory whatever the traffic.
+//!
+//! Destination ports are counted exactly (one counter per TCP and UDP port). Talkers (hosts)
+//! are counted with a Count-Min sketch (4 rows × 4 096 counters) and a short list of
+//! candidates: a spoofed flood from millions of addresses costs 128 KiB, and the hosts that
+//! really talk most are still the ones listed (their counts may be slightly over, never under).
+
+use std::collections::HashMap;
+
+use crate::decode::Addr;
+
+const ROWS: usize = 4;
+const COLS: usize = 4096;
+/// Candidates kept for the top lists.
+const CANDIDATES: usize = 64;
+
+fn mix(a: &Addr, row: usize) -> usize {
+    let mut h = 0xcbf2_9ce4_8422_2325u64 ^ (row as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    for b in a.bytes {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    h ^= u64::from(a.v6);
+    h ^= h >> 29;
+    (h as usize) % COLS
+}
+
+/// Heavy hitters by address: connections and bytes.
+pub struct TopHosts {
+    conns: Box<[[u32; COLS]; ROWS]>,
+    bytes: Box<[[u64; COLS]; ROWS]>,
+    candidates: HashMap<Addr, (u64, u64), foldhash::fast::FixedState>,
+}
+
+impl Default for TopHosts {
+    fn default() -> Self {
+        TopHosts {
+            conns: Box::new([[0; COLS]; ROWS]),
+            bytes: Box::new([[0; COLS]; ROWS]),
+            candidates: HashMap::with_hasher(foldhash::fast::FixedState::with_seed(0x70b5)),
+        }
+    }
+}
+
+impl TopHosts {
+    /// Counts one connection of `bytes` bytes for `a`.
+    pub fn add(&mut self, a: &Addr, bytes: u64) {
+        let mut c_est = u64::MAX;
+        let mut b_est = u64::MAX;
+        for row in 0..ROWS {
+            let col = mix(a, row);
+            if let Some(c) = self.conns.get_mut(row).and_then(|r| r.get_mut(col)) {
+                *c = c.saturating_add(1);
+                c_est = c_est.min(u64::from(*c));
+            }
+            if let Some(b) = self.bytes.get_mut(row).and_then(|r| r.get_mut(col)) {
+                *b = b.saturating_add(bytes);
+                b_est = b_est.min(*b);
+            }
+        }
+        if let Some(e) = self.candidates.get_mut(a) {
+            *e = (c_est, b_est);
+            return;
+        }
+        if self.candidates.len() < CANDIDATES {
+            self.candidates.insert(*a, (c_est, b_est));
+            return;
+        }
+        // Replace the weakest candidate when this one now counts more.
+        let weakest = self
+            .candidates
+            .iter()
+            .min_by_key(|(_, (c, b))| (*c, *b))
+            .map(|(k, v)| (*k, *v));
+        if let Some((k, (c, b))) = weakest
+            && (c_est, b_est) > (c, b)
+        {
+            self.candidates.remove(&k);
+            self.candidates.insert(*a, (c_est, b_est));
+        }
+    }
+
+    /// The `n` hosts with the most connections: (address, connections, bytes).
+    pub fn top(&self, n: usize) -> Vec<(Addr, u64, u64)> {
+        let mut v: Vec<(Addr, u64, u64)> = self
+            .candidates
+            .iter()
+            .map(|(a, (c, b))| (*a, *c, *b))
+            .collect();
+        v.sort_by(|x, y| (y.1, y.2, x.0).cmp(&(x.1, x.2, y.0)));
+        v.truncate(n);
+        v
+    }
+}
+
+/// Connections per destination port, TCP and UDP, exactly.
+pub struct TopPorts {
+    tcp: Box<[u32; 65536]>,
+    udp: Box<[u32; 65536]>,
+}
+
+impl Default for TopPorts {
+    fn default() -> Self {
+        TopPorts {
+            tcp: Box::new([0; 65536]),
+            udp: Box::new([0; 65536]),
+        }
+    }
+}
+
+impl TopPorts {
+    pub fn add(&mut self, ip_proto: u8, port: u16) {
+        let table = match ip_proto {
+            6 => &mut self.tcp,
+            17 => &mut self.udp,
+            _ => return,
+        };
+        if let Some(c) = table.get_mut(usize::from(port)) {
+            *c = c.saturating_add(1);
+        }
+    }
+
+    /// The `n` busiest (protocol number, port, connections).
+    pub fn top(&self, n: usize) -> Vec<(u8, u16, u64)> {
+        let mut v: Vec<(u8, u16, u64)> = Vec::new();
+        for (proto, table) in [(6u8, &self.tcp), (17u8, &self.udp)] {
+            for (port, &c) in table.iter().enumerate() {
+                if c > 0 {
+                    v.push((proto, port as u16, u64::from(c)));
+                }
+            }
+        }
+        v.sort_by(|a, b| (b.2, a.0, a.1).cmp(&(a.2, b.0, b.1)));
+        v.truncate(n);
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heavy_hitters_survive_a_flood_of_one_time_sources() {
+        let mut t = TopHosts::default();
+        let big = Addr::v4([10, 0, 0, 1]);
+        let mid = Addr::v4([10, 0, 0, 2]);
+        for i in 0..200_000u32 {
+            let noise = Addr::v4([
+                (i >> 24) as u8 | 100,
+                (i >> 16) as u8,
+                (i >> 8) as u8,
+                i as u8,
+            ]);
+            t.add(&noise, 60);
+            if i % 100 == 0 {
+                t.add(&big, 1000);
+            }
+            if i % 400 == 0 {
+                t.add(&mid, 10);
+            }
+        }
+        let top = t.top(2);
+        assert_eq!(top[0].0, big);
+        assert!(top[0].1 >= 2000);
+        assert_eq!(top[1].0, mid);
+    }
+
+    #[test]
+    fn ports_are_exact() {
+        let mut p = TopPorts::default();
+        for _ in 0..3 {
+            p.add(6, 443);
+        }
+        p.add(17, 53);
+        p.add(1, 7); // not TCP/UDP
+        assert_eq!(p.top(5), vec![(6, 443, 3), (17, 53, 1)]);
+    }
+}
