@@ -125,6 +125,23 @@ fn common_options(c: &CommonArgs, inputs: Vec<String>) -> Result<ReadOptions, Ex
     })
 }
 
+/// Writes the summary as JSON when asked; Err is a message.
+fn write_summary_json(
+    path: Option<&str>,
+    summary: &synwatch::output::summary::Summary,
+) -> Result<(), String> {
+    let Some(path) = path else { return Ok(()) };
+    let mut text = serde_json::to_string_pretty(&summary.to_json())
+        .map_err(|e| format!("cannot render the summary as JSON: {e}"))?;
+    text.push('\n');
+    if path == "-" {
+        print!("{text}");
+        Ok(())
+    } else {
+        std::fs::write(path, text).map_err(|e| format!("cannot write the summary to {path}: {e}"))
+    }
+}
+
 /// Prints the summary where it does not mix with records on standard output.
 fn print_summary(opts: &ReadOptions, quiet: bool, text: &str) {
     if quiet {
@@ -156,6 +173,10 @@ fn read(args: ReadArgs) -> ExitCode {
         }
     }
     print_summary(&opts, args.common.quiet, &summary.render());
+    if let Err(e) = write_summary_json(args.common.summary_json.as_deref(), &summary) {
+        eprintln!("synwatch: {e}");
+        return ExitCode::from(1);
+    }
     match summary.input_health() {
         InputHealth::AllComplete => ExitCode::SUCCESS,
         InputHealth::SomeUnreadable => ExitCode::from(1),
@@ -250,6 +271,10 @@ fn live(args: LiveArgs) -> ExitCode {
         report.dropped
     ));
     print_summary(&opts, args.common.quiet, &text);
+    if let Err(e) = write_summary_json(args.common.summary_json.as_deref(), &summary) {
+        eprintln!("synwatch: {e}");
+        return ExitCode::from(1);
+    }
     if let Some(e) = &report.error {
         eprintln!(
             "synwatch: capture on {} ended with an error: {e}",

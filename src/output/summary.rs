@@ -399,3 +399,254 @@ fn human_bytes(b: u64) -> String {
         format!("{v:.1} {unit}")
     }
 }
+
+/// The summary for machines (`--summary-json`): the same figures as [`Summary::render`].
+pub mod json {
+    use std::collections::BTreeMap;
+
+    use serde::Serialize;
+
+    use super::Summary;
+    use crate::counters;
+    use crate::decode::Undecodable;
+    use crate::decode::tunnel::TunnelKind;
+    use crate::flow::ConnState;
+
+    #[derive(Serialize)]
+    pub struct SummaryJson {
+        pub input: Input,
+        pub decode: Decode,
+        pub connections: Connections,
+        pub handshakes: Handshakes,
+        pub alerts: Alerts,
+        pub top_talkers: Vec<Talker>,
+        pub top_ports: Vec<PortCount>,
+    }
+
+    #[derive(Serialize)]
+    pub struct Input {
+        pub packets: u64,
+        pub wire_bytes: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub live_interface: Option<String>,
+        pub files: Vec<FileJson>,
+    }
+
+    #[derive(Serialize)]
+    pub struct FileJson {
+        pub name: String,
+        pub packets: u64,
+        /// `complete`, `damaged`, `unreadable` or `unsupported`.
+        pub outcome: &'static str,
+        pub messages: Vec<String>,
+    }
+
+    #[derive(Serialize)]
+    pub struct Decode {
+        pub decoded: u64,
+        pub undecodable: BTreeMap<&'static str, u64>,
+        pub cut_by_snaplen: u64,
+        pub bad_checksums: u64,
+        pub fragments: u64,
+        pub reassembled: u64,
+        pub tunnelled: BTreeMap<&'static str, u64>,
+    }
+
+    #[derive(Serialize)]
+    pub struct Connections {
+        pub total: u64,
+        pub tcp: u64,
+        pub udp: u64,
+        pub icmp: u64,
+        pub other: u64,
+        pub by_state: BTreeMap<&'static str, u64>,
+        pub created: u64,
+        pub evicted: u64,
+        pub peak_active: u64,
+    }
+
+    #[derive(Serialize)]
+    pub struct Handshakes {
+        pub completed: u64,
+        pub half_open: u64,
+        pub rejected: u64,
+        pub unanswered: u64,
+        pub syn_synack_us: Option<Rtt>,
+        pub synack_ack_us: Option<Rtt>,
+    }
+
+    #[derive(Serialize)]
+    pub struct Rtt {
+        pub count: u64,
+        pub p50: u64,
+        pub p90: u64,
+        pub p99: u64,
+        pub max: u64,
+    }
+
+    #[derive(Serialize)]
+    pub struct Alerts {
+        pub total: u64,
+        pub high: u64,
+        pub medium: u64,
+        pub low: u64,
+        pub allowed: u64,
+        pub scans: u64,
+        pub floods: u64,
+        pub backscatter: u64,
+        pub top: Vec<AlertLine>,
+    }
+
+    #[derive(Serialize)]
+    pub struct AlertLine {
+        pub rule: &'static str,
+        pub severity: u8,
+        pub label: String,
+        pub alerts: u64,
+        pub connections: u64,
+    }
+
+    #[derive(Serialize)]
+    pub struct Talker {
+        pub host: std::net::IpAddr,
+        pub connections: u64,
+        pub ip_bytes: u64,
+    }
+
+    #[derive(Serialize)]
+    pub struct PortCount {
+        pub port: u16,
+        pub proto: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub service: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub category: Option<&'static str>,
+        pub connections: u64,
+    }
+
+    fn rtt(h: &hdrhistogram::Histogram<u64>) -> Option<Rtt> {
+        (!h.is_empty()).then(|| Rtt {
+            count: h.len(),
+            p50: h.value_at_quantile(0.5),
+            p90: h.value_at_quantile(0.9),
+            p99: h.value_at_quantile(0.99),
+            max: h.max(),
+        })
+    }
+
+    impl Summary {
+        pub fn to_json(&self) -> SummaryJson {
+            use crate::capture::file::SourceOutcome;
+            let n = self.top_n;
+            SummaryJson {
+                input: Input {
+                    packets: self.packets,
+                    wire_bytes: self.wire_bytes,
+                    live_interface: self.live_interface.clone(),
+                    files: self
+                        .sources
+                        .iter()
+                        .map(|s| FileJson {
+                            name: s.name.clone(),
+                            packets: s.packets,
+                            outcome: match s.outcome {
+                                SourceOutcome::Complete => "complete",
+                                SourceOutcome::Damaged(_) => "damaged",
+                                SourceOutcome::Unreadable(_) => "unreadable",
+                                SourceOutcome::Unsupported(_) => "unsupported",
+                            },
+                            messages: s.messages(),
+                        })
+                        .collect(),
+                },
+                decode: Decode {
+                    decoded: self.decoded,
+                    undecodable: Undecodable::ALL
+                        .iter()
+                        .map(|u| (u.name(), counters::get(&self.undecodable, u.index())))
+                        .filter(|(_, n)| *n > 0)
+                        .collect(),
+                    cut_by_snaplen: self.truncated_packets,
+                    bad_checksums: self.bad_l4_checksums,
+                    fragments: self.defrag.fragments,
+                    reassembled: self.defrag.reassembled,
+                    tunnelled: TunnelKind::ALL
+                        .iter()
+                        .map(|k| (k.name(), counters::get(&self.tunnelled, k.index())))
+                        .filter(|(_, n)| *n > 0)
+                        .collect(),
+                },
+                connections: Connections {
+                    total: self.conns,
+                    tcp: counters::get(&self.by_proto, 0),
+                    udp: counters::get(&self.by_proto, 1),
+                    icmp: counters::get(&self.by_proto, 2),
+                    other: counters::get(&self.by_proto, 3),
+                    by_state: ConnState::ALL
+                        .iter()
+                        .map(|s| (s.name(), counters::get(&self.by_state, s.index())))
+                        .filter(|(_, n)| *n > 0)
+                        .collect(),
+                    created: self.flow_stats.created,
+                    evicted: self.flow_stats.evicted,
+                    peak_active: self.flow_stats.peak_active,
+                },
+                handshakes: Handshakes {
+                    completed: self.completed,
+                    half_open: self.half_open,
+                    rejected: self.rejected,
+                    unanswered: self.unanswered,
+                    syn_synack_us: rtt(&self.syn_synack),
+                    synack_ack_us: rtt(&self.synack_ack),
+                },
+                alerts: Alerts {
+                    total: self.detect.alerts,
+                    high: counters::get(&self.detect.by_severity, 0),
+                    medium: counters::get(&self.detect.by_severity, 1),
+                    low: counters::get(&self.detect.by_severity, 2),
+                    allowed: self.detect.allowed,
+                    scans: self.scan.scans,
+                    floods: self.scan.floods,
+                    backscatter: self.scan.backscatter,
+                    top: self
+                        .top_alerts
+                        .iter()
+                        .take(n.max(1) * 2)
+                        .map(|t| AlertLine {
+                            rule: t.rule.id(),
+                            severity: t.severity,
+                            label: t.label.clone(),
+                            alerts: t.alerts,
+                            connections: t.conns,
+                        })
+                        .collect(),
+                },
+                top_talkers: self
+                    .hosts
+                    .top(n)
+                    .into_iter()
+                    .map(|(a, c, b)| Talker {
+                        host: a.to_ip(),
+                        connections: c,
+                        ip_bytes: b,
+                    })
+                    .collect(),
+                top_ports: self
+                    .ports
+                    .top(n)
+                    .into_iter()
+                    .map(|(p, port, c)| {
+                        let e = self.db.as_ref().and_then(|db| db.lookup_ip(p, port));
+                        PortCount {
+                            port,
+                            proto: if p == 6 { "tcp" } else { "udp" },
+                            service: e.and_then(|e| e.service.clone()),
+                            category: e.map(|e| e.category.name()),
+                            connections: c,
+                        }
+                    })
+                    .collect(),
+            }
+        }
+    }
+}
