@@ -122,6 +122,7 @@ fn common_options(c: &CommonArgs, inputs: Vec<String>) -> Result<ReadOptions, Ex
         db,
         rules,
         top_n: c.top,
+        progress: !c.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),
     })
 }
 

@@ -25,6 +25,7 @@ use crate::detect::{Alert, Detector};
 use crate::flow::{ConnRecord, EndReason, TableConfig};
 use crate::output::ConnFormat;
 use crate::output::alerts::{self, AlertFormat};
+use crate::output::progress::ReadProgress;
 use crate::output::sink::Sink;
 use crate::output::summary::Summary;
 use crate::output::writer::ConnWriter;
@@ -68,6 +69,8 @@ pub struct ReadOptions {
     pub rules: Rules,
     /// Length of the summary's top lists.
     pub top_n: usize,
+    /// Draw a progress line on standard error (read only).
+    pub progress: bool,
 }
 
 /// A failure that stops a run.
@@ -508,11 +511,39 @@ pub fn run_read(opts: &ReadOptions) -> Result<Summary, RunError> {
     let (pkt_tx, pkt_rx) = bounded::<PacketBatch>(PACKET_CHANNEL_DEPTH);
     let (back_tx, back_rx) = bounded::<PacketBatch>(PACKET_CHANNEL_DEPTH + 2);
     let inputs = opts.inputs.clone();
+    let progress = Arc::new(ReadProgress::default());
+    let p2 = progress.clone();
     let reader = thread::Builder::new()
         .name("capture".into())
-        .spawn(move || read_offline(&inputs, &pkt_tx, &back_rx))
+        .spawn(move || read_offline(&inputs, &pkt_tx, &back_rx, &p2))
         .map_err(|_| RunError::Thread("capture"))?;
+    let stop_bar = Arc::new(AtomicBool::new(false));
+    let bar = if opts.progress {
+        // The total is known when every input is a file; standard input gets a spinner.
+        let total = opts
+            .inputs
+            .iter()
+            .map(|f| {
+                if f == "-" {
+                    None
+                } else {
+                    std::fs::metadata(f).ok().map(|m| m.len())
+                }
+            })
+            .sum::<Option<u64>>();
+        let (p, stop) = (progress.clone(), stop_bar.clone());
+        thread::Builder::new()
+            .name("progress".into())
+            .spawn(move || crate::output::progress::run(p, total, stop))
+            .ok()
+    } else {
+        None
+    };
     let result = analyse_and_write(opts, pkt_rx, back_tx, Feed::Offline);
+    stop_bar.store(true, Ordering::Relaxed);
+    if let Some(b) = bar {
+        let _ = b.join();
+    }
     let sources = reader.join().map_err(|_| RunError::Thread("capture"))?;
     let mut summary = result?;
     summary.sources = sources;

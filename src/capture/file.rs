@@ -153,7 +153,9 @@ pub fn read_offline(
     inputs: &[String],
     tx: &Sender<PacketBatch>,
     recycle: &Receiver<PacketBatch>,
+    progress: &crate::output::progress::ReadProgress,
 ) -> Vec<SourceReport> {
+    use std::sync::atomic::Ordering;
     let mut reports = Vec::with_capacity(inputs.len());
     let mut batch = recycle.try_recv().unwrap_or_else(|_| PacketBatch::new());
     for (idx, name) in inputs.iter().enumerate() {
@@ -195,11 +197,17 @@ pub fn read_offline(
         };
         let linktype = Linktype(cap.get_datalink().0);
         report.linktype = Some(linktype);
+        progress.bytes.fetch_add(24, Ordering::Relaxed);
         loop {
             match cap.next_packet() {
                 Ok(p) => {
                     let ts = Micros::from_timeval(p.header.ts.tv_sec, p.header.ts.tv_usec);
                     odd.see(report.packets + 1, ts, p.header.caplen, header_snaplen);
+                    // Record header and data: exact for pcap, close for pcapng.
+                    progress
+                        .bytes
+                        .fetch_add(16 + u64::from(p.header.caplen), Ordering::Relaxed);
+                    progress.packets.fetch_add(1, Ordering::Relaxed);
                     batch.push(ts, p.header.len, p.data, linktype, source);
                     report.packets += 1;
                     report.wire_bytes += u64::from(p.header.len);

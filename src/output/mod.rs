@@ -3,6 +3,7 @@
 pub mod alerts;
 pub mod json;
 pub mod ports;
+pub mod progress;
 pub mod sink;
 pub mod summary;
 pub mod tops;
