@@ -253,6 +253,10 @@ pub struct CommonArgs {
     #[arg(long, default_value_t = 5, value_name = "N")]
     pub top: usize,
 
+    /// Write a self-contained HTML report (summary and plots) to PATH.
+    #[arg(long, value_name = "PATH")]
+    pub report: Option<String>,
+
     /// Also write the summary as JSON to PATH (`-` = standard output).
     #[arg(long, value_name = "PATH")]
     pub summary_json: Option<String>,

@@ -126,6 +126,17 @@ fn common_options(c: &CommonArgs, inputs: Vec<String>) -> Result<ReadOptions, Ex
     })
 }
 
+/// Writes the HTML report when asked; Err is a message.
+fn write_report(
+    path: Option<&str>,
+    summary: &synwatch::output::summary::Summary,
+    title: &str,
+) -> Result<(), String> {
+    let Some(path) = path else { return Ok(()) };
+    std::fs::write(path, synwatch::output::report::render(summary, title))
+        .map_err(|e| format!("cannot write the report to {path}: {e}"))
+}
+
 /// Writes the summary as JSON when asked; Err is a message.
 fn write_summary_json(
     path: Option<&str>,
@@ -174,7 +185,15 @@ fn read(args: ReadArgs) -> ExitCode {
         }
     }
     print_summary(&opts, args.common.quiet, &summary.render());
-    if let Err(e) = write_summary_json(args.common.summary_json.as_deref(), &summary) {
+    if let Err(e) =
+        write_summary_json(args.common.summary_json.as_deref(), &summary).and_then(|()| {
+            write_report(
+                args.common.report.as_deref(),
+                &summary,
+                &opts.inputs.join(", "),
+            )
+        })
+    {
         eprintln!("synwatch: {e}");
         return ExitCode::from(1);
     }
@@ -272,7 +291,10 @@ fn live(args: LiveArgs) -> ExitCode {
         report.dropped
     ));
     print_summary(&opts, args.common.quiet, &text);
-    if let Err(e) = write_summary_json(args.common.summary_json.as_deref(), &summary) {
+    let title = format!("live capture on {}", live_opts.interface);
+    if let Err(e) = write_summary_json(args.common.summary_json.as_deref(), &summary)
+        .and_then(|()| write_report(args.common.report.as_deref(), &summary, &title))
+    {
         eprintln!("synwatch: {e}");
         return ExitCode::from(1);
     }

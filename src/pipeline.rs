@@ -387,6 +387,9 @@ fn analyse_and_write(
         if an.pending.is_empty() && an.alerts.is_empty() && stats.is_none() {
             return;
         }
+        for a in &an.alerts {
+            an.summary.note_alert(a);
+        }
         let mut chunk = out_back_rx.try_recv().unwrap_or_default();
         std::mem::swap(&mut chunk.records, &mut an.pending);
         std::mem::swap(&mut chunk.alerts, &mut an.alerts);

@@ -45,6 +45,18 @@ pub enum Alert {
 }
 
 impl Alert {
+    /// When the alert's first connection or episode began.
+    pub fn first_seen(&self) -> Micros {
+        match self {
+            Alert::Port(a) => a.first_seen,
+            Alert::Episode { episode, .. } => match episode {
+                scan::Episode::Scan(s) => s.first,
+                scan::Episode::Flood(f) => f.first,
+                scan::Episode::Backscatter(b) => b.first,
+            },
+        }
+    }
+
     pub fn rule(&self) -> Rule {
         match self {
             Alert::Port(a) => a.rule,

@@ -4,6 +4,7 @@ pub mod alerts;
 pub mod json;
 pub mod ports;
 pub mod progress;
+pub mod report;
 pub mod sink;
 pub mod summary;
 pub mod tops;

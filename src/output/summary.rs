@@ -5,6 +5,8 @@ use std::fmt::Write as _;
 
 use hdrhistogram::Histogram;
 
+use crate::time::Micros;
+
 use super::tops::{TopHosts, TopPorts};
 use crate::capture::file::SourceReport;
 use crate::decode::Undecodable;
@@ -55,7 +57,16 @@ pub struct Summary {
     pub top_n: usize,
     /// The port database, for names in the top lists.
     pub db: Option<std::sync::Arc<crate::classify::ports::PortDb>>,
+    /// Alerts written, for the report's timeline: (start, severity), at most [`KEEP_ALERTS`].
+    pub alert_times: Vec<(Micros, u8)>,
+    /// Scan episodes written, for the report, at most [`KEEP_SCANS`].
+    pub scans: Vec<crate::detect::scan::ScanReport>,
 }
+
+/// Alerts remembered for the report's timeline.
+pub const KEEP_ALERTS: usize = 100_000;
+/// Scans remembered for the report.
+pub const KEEP_SCANS: usize = 1_000;
 
 // Constant arguments, exercised by every run and test: `expect` cannot fire on input.
 #[allow(clippy::expect_used)]
@@ -99,6 +110,8 @@ impl Default for Summary {
             ports: TopPorts::default(),
             top_n: 5,
             db: None,
+            alert_times: Vec::new(),
+            scans: Vec::new(),
         }
     }
 }
@@ -109,6 +122,21 @@ impl Summary {
     }
 
     /// Accounts one finished connection.
+    /// Notes an alert written, for the report.
+    pub fn note_alert(&mut self, a: &crate::detect::Alert) {
+        if self.alert_times.len() < KEEP_ALERTS {
+            self.alert_times.push((a.first_seen(), a.severity()));
+        }
+        if let crate::detect::Alert::Episode {
+            episode: crate::detect::scan::Episode::Scan(s),
+            ..
+        } = a
+            && self.scans.len() < KEEP_SCANS
+        {
+            self.scans.push(s.clone());
+        }
+    }
+
     pub fn record(&mut self, r: &ConnRecord) {
         self.conns += 1;
         let bytes = r.orig_ip_bytes.saturating_add(r.resp_ip_bytes);
