@@ -113,7 +113,7 @@ fn timeline(points: &[(Micros, u8)]) -> String {
             let _ = write!(
                 s,
                 r##"<rect x="{x}" y="{y:.1}" width="{cw}" height="{bh:.1}" fill="{c}"><title>{n} severity {sv}</title></rect>"##,
-                x = 40 + i * (col_w + 0),
+                x = 40 + i * col_w,
                 cw = col_w - 1,
                 c = SEVERITY_COLOURS.get(sev).copied().unwrap_or("#999"),
                 sv = sev + 1,
