@@ -154,6 +154,19 @@ fn write_summary_json(
     }
 }
 
+/// Colour in the summary when it goes to a terminal and NO_COLOR is not set.
+fn use_colour(opts: &ReadOptions) -> bool {
+    use std::io::IsTerminal;
+    let to_stderr =
+        matches!(opts.conn, ConnTarget::Stdout) || matches!(opts.alerts, ConnTarget::Stdout);
+    let tty = if to_stderr {
+        std::io::stderr().is_terminal()
+    } else {
+        std::io::stdout().is_terminal()
+    };
+    tty && std::env::var_os("NO_COLOR").is_none()
+}
+
 /// Prints the summary where it does not mix with records on standard output.
 fn print_summary(opts: &ReadOptions, quiet: bool, text: &str) {
     if quiet {
@@ -184,6 +197,8 @@ fn read(args: ReadArgs) -> ExitCode {
             eprintln!("synwatch: {msg}");
         }
     }
+    let mut summary = summary;
+    summary.colour = use_colour(&opts);
     print_summary(&opts, args.common.quiet, &summary.render());
     if let Err(e) =
         write_summary_json(args.common.summary_json.as_deref(), &summary).and_then(|()| {
@@ -280,6 +295,8 @@ fn live(args: LiveArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let mut summary = summary;
+    summary.colour = use_colour(&opts);
     let mut text = summary.render();
     text.push_str(&format!(
         "  capture      {}: {} packets captured, {} received by the filter, {} dropped by the kernel, {} by the interface, {} by synwatch (analysis behind)\n",

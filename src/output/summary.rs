@@ -61,6 +61,8 @@ pub struct Summary {
     pub alert_times: Vec<(Micros, u8)>,
     /// Scan episodes written, for the report, at most [`KEEP_SCANS`].
     pub scans: Vec<crate::detect::scan::ScanReport>,
+    /// Colour the severities (standard output is a terminal, NO_COLOR unset).
+    pub colour: bool,
 }
 
 /// Alerts remembered for the report's timeline.
@@ -112,6 +114,7 @@ impl Default for Summary {
             db: None,
             alert_times: Vec::new(),
             scans: Vec::new(),
+            colour: false,
         }
     }
 }
@@ -344,9 +347,12 @@ impl Summary {
             );
         }
         for t in self.top_alerts.iter().take(self.top_n.max(1) * 2) {
-            let sev = match t.severity {
-                1 => "high",
-                2 => "medium",
+            let sev = match (t.severity, self.colour) {
+                (1, true) => "\x1b[1;31mhigh\x1b[0m  ",
+                (2, true) => "\x1b[33mmedium\x1b[0m",
+                (_, true) => "\x1b[2mlow\x1b[0m   ",
+                (1, false) => "high",
+                (2, false) => "medium",
                 _ => "low",
             };
             let _ = writeln!(
@@ -367,6 +373,56 @@ impl Summary {
                 "    ({} alerts written before their fold window closed: too many open at once)",
                 d.folds_flushed_early
             );
+        }
+        if !self.scans.is_empty() && self.top_n > 0 {
+            let _ = writeln!(s, "  scans");
+            for sc in self.scans.iter().take(self.top_n) {
+                let open: Vec<String> = sc
+                    .open
+                    .iter()
+                    .take(6)
+                    .map(|f| {
+                        let name = self
+                            .db
+                            .as_ref()
+                            .and_then(|db| db.lookup_ip(f.proto, f.port))
+                            .map(|e| {
+                                if e.category == crate::classify::ports::Category::Trojan {
+                                    e.display_name().to_string()
+                                } else {
+                                    e.service
+                                        .clone()
+                                        .unwrap_or_else(|| e.display_name().to_string())
+                                }
+                            })
+                            .unwrap_or_else(|| "?".to_string());
+                        format!("{}/{name}", f.port)
+                    })
+                    .collect();
+                let _ = writeln!(
+                    s,
+                    "    {} {} scan: {} port{} on {} host{}, {}",
+                    sc.scanner.to_ip(),
+                    sc.technique.name(),
+                    sc.ports,
+                    if sc.ports == 1 { "" } else { "s" },
+                    sc.targets,
+                    if sc.targets == 1 { "" } else { "s" },
+                    if open.is_empty() {
+                        "nothing found open".to_string()
+                    } else {
+                        format!(
+                            "found {}{} open",
+                            open.join(", "),
+                            if sc.open_total as usize > open.len() {
+                                format!(" (+{})", sc.open_total as usize - open.len())
+                            } else {
+                                String::new()
+                            }
+                        )
+                    }
+                );
+            }
         }
         let n = self.top_n;
         if n > 0 && self.conns > 0 {
