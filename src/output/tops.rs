@@ -29,6 +29,9 @@ pub struct TopHosts {
     conns: Box<[[u32; COLS]; ROWS]>,
     bytes: Box<[[u64; COLS]; ROWS]>,
     candidates: HashMap<Addr, (u64, u64), foldhash::fast::FixedState>,
+    /// The weakest candidate (recomputed only after a replacement), so that the common case,
+    /// a host counting less than every candidate, costs one comparison.
+    weakest: Option<(Addr, (u64, u64))>,
 }
 
 impl Default for TopHosts {
@@ -37,6 +40,7 @@ impl Default for TopHosts {
             conns: Box::new([[0; COLS]; ROWS]),
             bytes: Box::new([[0; COLS]; ROWS]),
             candidates: HashMap::with_hasher(foldhash::fast::FixedState::with_seed(0x70b5)),
+            weakest: None,
         }
     }
 }
@@ -59,23 +63,30 @@ impl TopHosts {
         }
         if let Some(e) = self.candidates.get_mut(a) {
             *e = (c_est, b_est);
+            if self.weakest.is_some_and(|(k, _)| k == *a) {
+                self.weakest = None; // it grew: find the weakest again when needed
+            }
             return;
         }
         if self.candidates.len() < CANDIDATES {
             self.candidates.insert(*a, (c_est, b_est));
+            self.weakest = None;
             return;
         }
+        if self.weakest.is_none() {
+            self.weakest = self
+                .candidates
+                .iter()
+                .min_by_key(|(_, v)| **v)
+                .map(|(k, v)| (*k, *v));
+        }
         // Replace the weakest candidate when this one now counts more.
-        let weakest = self
-            .candidates
-            .iter()
-            .min_by_key(|(_, (c, b))| (*c, *b))
-            .map(|(k, v)| (*k, *v));
-        if let Some((k, (c, b))) = weakest
-            && (c_est, b_est) > (c, b)
+        if let Some((k, w)) = self.weakest
+            && (c_est, b_est) > w
         {
             self.candidates.remove(&k);
             self.candidates.insert(*a, (c_est, b_est));
+            self.weakest = None;
         }
     }
 

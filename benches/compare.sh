@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Times whole runs on one capture: synwatch (full analysis with conn and alert logs), the read
+# floor (`tcpdump -r F -w /dev/null`), tcpdump with a SYN filter, tshark's TCP conversations,
+# and argus when installed. Each tool runs RUNS times; the table shows the median wall time,
+# packets per second, the ratio to the tcpdump floor, and the peak RSS (`/usr/bin/time -v`).
+#
+# usage: benches/compare.sh CAPTURE [RUNS]      (build first: cargo build --release)
+# Make a capture with benches/make-capture.sh. Needs: tcpdump, capinfos; optional: tshark, argus.
+set -euo pipefail
+cap=${1:?usage: compare.sh CAPTURE [RUNS]}
+runs=${2:-3}
+here=$(cd "$(dirname "$0")/.." && pwd)
+sw="$here/target/release/synwatch"
+[ -x "$sw" ] || { echo "build first: cargo build --release" >&2; exit 1; }
+[ -x /usr/bin/time ] || { echo "needs /usr/bin/time (Debian package time)" >&2; exit 1; }
+pkts=$(capinfos -M -c "$cap" | awk -F: '/Number of packets/ {gsub(/ /,"",$2); print $2}')
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+# run NAME CMD...: prints "NAME median_seconds peak_kb"
+run() {
+  local name=$1; shift
+  local times=() rss=0
+  for _ in $(seq "$runs"); do
+    /usr/bin/time -f "%e %M" -o "$tmp/t" "$@" >/dev/null 2>"$tmp/err" || true
+    read -r t m < "$tmp/t"
+    times+=("$t")
+    [ "$m" -gt "$rss" ] && rss=$m
+  done
+  local med
+  med=$(printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+  echo "$name $med $rss"
+}
+
+{
+  run "tcpdump-read" tcpdump -r "$cap" -w /dev/null
+  run "tcpdump-syn" tcpdump -r "$cap" -w /dev/null 'tcp[tcpflags] & tcp-syn != 0'
+  run "synwatch" "$sw" read "$cap" -q --conn "$tmp/conn.jsonl" --alerts "$tmp/alerts.jsonl"
+  run "synwatch-no-logs" "$sw" read "$cap" -q
+  if command -v tshark >/dev/null; then run "tshark-conv-tcp" tshark -r "$cap" -q -z conv,tcp; fi
+  if command -v argus >/dev/null; then run "argus" argus -r "$cap" -w "$tmp/argus.out"; fi
+} > "$tmp/results"
+
+floor=$(awk '$1 == "tcpdump-read" {print $2}' "$tmp/results")
+echo "capture: $cap ($pkts packets), $runs runs each, median"
+printf '%-18s %9s %12s %10s %12s\n' tool seconds packets/s vs-floor peak-RSS
+awk -v p="$pkts" -v f="$floor" '{
+  s = ($2 > 0) ? $2 : 0.001
+  printf "%-18s %9.2f %12.0f %9.0f%% %9.1f MB\n", $1, $2, p / s, 100 * f / s, $3 / 1024
+}' "$tmp/results"
