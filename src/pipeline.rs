@@ -381,7 +381,8 @@ fn analyse_and_write(
         })
         .map_err(|_| RunError::Thread("output"))?;
 
-    let detector = Detector::new(opts.db.clone(), opts.rules.clone());
+    let mut detector = Detector::new(opts.db.clone(), opts.rules.clone());
+    detector.set_early_alerts(live);
     let mut an = Analyzer::new(opts.table, opts.decode, detector);
     let send = |an: &mut Analyzer, stats: Option<StatsEvent>| {
         if an.pending.is_empty() && an.alerts.is_empty() && stats.is_none() {

@@ -160,6 +160,11 @@ impl Detector {
         &self.db
     }
 
+    /// Live capture: report scans and floods when they first meet a threshold, too.
+    pub fn set_early_alerts(&mut self, on: bool) {
+        self.scan.early = on;
+    }
+
     pub fn scan_stats(&self) -> scan::ScanStats {
         self.scan.stats
     }

@@ -244,6 +244,8 @@ pub struct ScanReport {
     pub pkts: u64,
     /// True when a count is a sketch's estimate.
     pub approximate: bool,
+    /// Written when the scan first met a threshold (live capture); the final report follows.
+    pub in_progress: bool,
 }
 
 /// A finished SYN flood episode.
@@ -259,6 +261,8 @@ pub struct FloodReport {
     pub first: Micros,
     pub last: Micros,
     pub approximate: bool,
+    /// Written when the flood first met its threshold (live capture); the final report follows.
+    pub in_progress: bool,
 }
 
 /// A finished backscatter episode.
@@ -329,6 +333,8 @@ struct Scanner {
     tcp: u64,
     first_probe: Option<Probe>,
     detail: Option<Box<Detail>>,
+    /// An in-progress alert was written for this episode.
+    announced: bool,
 }
 
 /// What a source probed, once it probed more than once.
@@ -520,6 +526,7 @@ impl Scanner {
             last: self.last,
             pkts: self.pkts,
             approximate: !(d.targets.is_exact() && d.ports.is_exact()),
+            in_progress: false,
         }
     }
 }
@@ -535,6 +542,7 @@ struct Flood {
     window_start: Micros,
     window_attempts: u64,
     peak: u64,
+    announced: bool,
 }
 
 #[derive(Default)]
@@ -616,6 +624,9 @@ pub struct ScanDetector {
     floods: Lru<(Addr, u16), Flood>,
     backscatter: Lru<Addr, Backscatter>,
     known_scanners: HashMap<Addr, (Micros, Micros), foldhash::fast::FixedState>,
+    /// Also report an episode when it first meets its threshold (live capture), not only when
+    /// it ends.
+    pub early: bool,
     pub stats: ScanStats,
 }
 
@@ -628,6 +639,7 @@ impl ScanDetector {
             floods: Lru::new(2),
             backscatter: Lru::new(3),
             known_scanners: HashMap::with_hasher(foldhash::fast::FixedState::with_seed(4)),
+            early: false,
             stats: ScanStats::default(),
         }
     }
@@ -649,7 +661,7 @@ impl ScanDetector {
         self.expire(r.end, out);
         if let Some((kind, outcome)) = probe_of(r) {
             self.stats.probes += 1;
-            self.scan_probe(r, kind, outcome);
+            self.scan_probe(r, kind, outcome, out);
             if matches!(kind, Kind::SynOrConnect | Kind::Known(Technique::Syn)) {
                 self.flood_attempt(r, outcome, out);
             }
@@ -659,7 +671,7 @@ impl ScanDetector {
         self.enforce_limits(out);
     }
 
-    fn scan_probe(&mut self, r: &ConnRecord, kind: Kind, outcome: Outcome) {
+    fn scan_probe(&mut self, r: &ConnRecord, kind: Kind, outcome: Outcome, out: &mut Vec<Episode>) {
         let probe = Probe {
             target: r.resp.addr,
             port: r.resp.port,
@@ -698,10 +710,16 @@ impl ScanDetector {
                 s.detail = Some(d);
             }
         }
+        if self.early && !s.announced && s.qualifies(&cfg) {
+            s.announced = true;
+            out.push(Episode::Scan(ScanReport {
+                in_progress: true,
+                ..s.report(r.orig.addr)
+            }));
+        }
     }
 
     fn flood_attempt(&mut self, r: &ConnRecord, outcome: Outcome, out: &mut Vec<Episode>) {
-        let _ = out;
         let cfg = self.cfg;
         let f = self.floods.touch((r.resp.addr, r.resp.port));
         let n = r.orig_pkts.max(1);
@@ -723,6 +741,22 @@ impl ScanDetector {
         }
         f.window_attempts += n;
         f.peak = f.peak.max(f.window_attempts);
+        if self.early && !f.announced && f.peak >= cfg.flood_attempts {
+            f.announced = true;
+            out.push(Episode::Flood(FloodReport {
+                target: r.resp.addr,
+                port: r.resp.port,
+                attempts: f.attempts,
+                answered: f.answered,
+                sources: f.sources.len(),
+                source_sample: f.source_sample.clone(),
+                peak_window_attempts: f.peak,
+                first: f.first,
+                last: f.last,
+                approximate: !f.sources.is_exact(),
+                in_progress: true,
+            }));
+        }
     }
 
     fn maybe_backscatter(&mut self, r: &ConnRecord, out: &mut Vec<Episode>) {
@@ -867,6 +901,7 @@ impl ScanDetector {
                 first: f.first,
                 last: f.last,
                 approximate: !f.sources.is_exact(),
+                in_progress: false,
             }));
         }
     }
@@ -1092,6 +1127,37 @@ mod tests {
             assert_eq!(s[0].technique, want, "{flags:#x}");
             assert!(s[0].open.is_empty());
         }
+    }
+
+    #[test]
+    fn live_mode_reports_a_scan_when_it_starts_and_again_when_it_ends() {
+        let mut p = Vec::new();
+        for port in 1..=30u16 {
+            probe(&mut p, i64::from(port), port, F::SYN, F::RST | F::ACK);
+        }
+        let mut t = FlowTable::new(TableConfig::default());
+        let mut recs = Vec::new();
+        for x in &p {
+            t.packet(x, None, None, &mut |r| recs.push(r));
+        }
+        t.flush(EndReason::EndOfInput, &mut |r| recs.push(r));
+        let mut d = ScanDetector::new(Arc::new(PortDb::builtin().unwrap()), ScanConfig::default());
+        d.early = true;
+        let mut out = Vec::new();
+        for r in &recs {
+            d.on_record(r, &mut out);
+        }
+        // The burst rule (8 ports) is met at the 8th probe.
+        let early = scans(&out);
+        assert_eq!(early.len(), 1);
+        assert!(early[0].in_progress);
+        assert_eq!(early[0].ports, 8);
+        d.finish(&mut out);
+        let all = scans(&out);
+        assert_eq!(all.len(), 2);
+        assert!(!all[1].in_progress);
+        assert_eq!(all[1].ports, 30);
+        assert_eq!(d.stats.scans, 1);
     }
 
     #[test]

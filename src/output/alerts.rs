@@ -232,7 +232,9 @@ fn rate(n: u64, first: Micros, last: Micros) -> f64 {
 /// 31337/Back Orifice open".
 pub fn episode_signature(e: &Episode, db: &PortDb) -> String {
     match e {
+        Episode::Scan(s) if s.in_progress => format!("{} (in progress)", scan_signature(s, db)),
         Episode::Scan(s) => scan_signature(s, db),
+        Episode::Flood(f) if f.in_progress => format!("{} (in progress)", flood_signature(f)),
         Episode::Flood(f) => flood_signature(f),
         Episode::Backscatter(b) => format!(
             "{} received {} unsolicited SYN-ACKs and {} RSTs from {} hosts: backscatter of traffic spoofed with its address",
@@ -371,6 +373,8 @@ struct ScanObject<'a> {
     open_total: u64,
     trojan_ports_probed: Vec<u16>,
     approximate: bool,
+    /// The first report of a scan still going on (live capture); the final one follows.
+    in_progress: bool,
 }
 
 #[derive(Serialize)]
@@ -383,6 +387,7 @@ struct FloodObject {
     source_sample: Vec<std::net::IpAddr>,
     peak_attempts_in_window: u64,
     approximate: bool,
+    in_progress: bool,
 }
 
 #[derive(Serialize)]
@@ -474,6 +479,7 @@ fn write_episode_json(
                 open_total: s.open_total,
                 trojan_ports_probed: s.trojan_ports.clone(),
                 approximate: s.approximate,
+                in_progress: s.in_progress,
             });
         }
         Episode::Flood(f) => {
@@ -491,6 +497,7 @@ fn write_episode_json(
                 source_sample: f.source_sample.iter().map(|a| a.to_ip()).collect(),
                 peak_attempts_in_window: f.peak_window_attempts,
                 approximate: f.approximate,
+                in_progress: f.in_progress,
             });
         }
         Episode::Backscatter(b) => {

@@ -134,6 +134,7 @@ impl Summary {
             episode: crate::detect::scan::Episode::Scan(s),
             ..
         } = a
+            && !s.in_progress
             && self.scans.len() < KEEP_SCANS
         {
             self.scans.push(s.clone());
