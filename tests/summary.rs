@@ -71,3 +71,41 @@ fn summary_json_matches_the_expected_tables() {
     assert_eq!(talkers.len(), 2);
     assert_eq!(j["alerts"]["total"], 0);
 }
+
+/// Files given out of time order (or overlapping merged captures) keep their verdicts: timers
+/// run from the latest time seen, so a connection from an older file is not found already
+/// timed out.
+#[test]
+fn files_out_of_time_order_keep_their_verdicts() {
+    let states = |files: &[&str]| -> BTreeMap<String, u64> {
+        let mut args = vec![
+            "read".to_string(),
+            "-q".into(),
+            "--summary-json".into(),
+            "-".into(),
+        ];
+        args.extend(files.iter().map(|f| fixture(f).display().to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = run(&args);
+        let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        j["connections"]["by_state"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_u64().unwrap()))
+            .collect()
+    };
+    // flood-syn-closed.pcap was recorded before benign-busy.pcap.
+    let mut separate = states(&["flood-syn-closed.pcap"]);
+    for (k, v) in states(&["benign-busy.pcap"]) {
+        *separate.entry(k).or_default() += v;
+    }
+    assert_eq!(
+        states(&["flood-syn-closed.pcap", "benign-busy.pcap"]),
+        separate
+    );
+    assert_eq!(
+        states(&["benign-busy.pcap", "flood-syn-closed.pcap"]),
+        separate
+    );
+}

@@ -300,6 +300,13 @@ pub struct Connection {
     pub start: Micros,
     /// Zeek's `last_time` (for TCP not advanced once both sides closed).
     pub last_time: Micros,
+    /// `last_time` as the timers see it: the analysis clock (the latest packet time seen
+    /// anywhere) when that packet came. Equal to `last_time` for input in time order; for a
+    /// packet older than the clock (files given out of order, overlapping merged captures) the
+    /// timers run from the clock, so that they are not already due.
+    pub(crate) timer_time: Micros,
+    /// The clock for the packet being applied (max of its time and the table's clock).
+    pub(crate) arm: Micros,
     /// Time of the last packet of any kind (for eviction).
     pub last_seen: Micros,
     pub history: History,
@@ -327,7 +334,9 @@ impl Connection {
         dst: Endpoint,
         d: &Decoded,
         cfg: Timeouts,
+        clock: Micros,
     ) -> Self {
+        let arm = clock.max(d.ts);
         let state = match key.proto {
             proto::TCP => ProtoState::Tcp,
             proto::UDP => ProtoState::Udp,
@@ -350,6 +359,8 @@ impl Connection {
             orig: 0,
             start: d.ts,
             last_time: d.ts,
+            timer_time: arm,
+            arm,
             last_seen: d.ts,
             history: History::default(),
             state,
@@ -365,7 +376,7 @@ impl Connection {
             heap_at: Micros::MAX,
         };
         if c.state == ProtoState::Tcp {
-            c.timers.expire = Some(d.ts.saturating_add(cfg.tcp_syn_timeout));
+            c.timers.expire = Some(arm.saturating_add(cfg.tcp_syn_timeout));
         }
         let flip = match d.transport {
             Transport::Tcp(t) => {
@@ -425,6 +436,18 @@ impl Connection {
         if self.sides[0].endpoint == *src { 0 } else { 1 }
     }
 
+    /// Starts timers from `clock` instead of the packet's own time when the packet is older
+    /// (see `timer_time`). Call right after `new` and before each `packet`.
+    pub fn set_clock(&mut self, clock: Micros, d: &Decoded) {
+        self.arm = clock.max(d.ts);
+    }
+
+    /// Notes that `last_time` moved with the current packet.
+    pub(crate) fn touch_time(&mut self, ts: Micros) {
+        self.last_time = self.last_time.max(ts);
+        self.timer_time = self.timer_time.max(self.arm);
+    }
+
     /// Applies one packet from `side`.
     pub fn packet(&mut self, side: usize, d: &Decoded) {
         let side = side & 1;
@@ -454,7 +477,7 @@ impl Connection {
                 s.tcp_flags |= seg.flags;
                 let fx = self.tcp_segment(side, &seg, d.ts, !d.truncated);
                 if fx.arm_attempt {
-                    self.timers.attempt = Some(d.ts.saturating_add(self.cfg.tcp_attempt));
+                    self.timers.attempt = Some(self.arm.saturating_add(self.cfg.tcp_attempt));
                 }
                 if !self.timers.interactive {
                     let (o, r) = self.tcp_states();
@@ -472,7 +495,7 @@ impl Connection {
             }
             Transport::Udp { payload_len, .. } => {
                 s.payload_bytes += u64::from(payload_len);
-                self.last_time = self.last_time.max(d.ts);
+                self.touch_time(d.ts);
                 let from_orig = side == self.orig_side();
                 self.history.check(Once::Data, b'D', from_orig);
                 // The first packet is a reply from the supposed originator (ZEEK-SEMANTICS §5:
@@ -493,11 +516,11 @@ impl Connection {
             }
             Transport::Icmp { payload_len, .. } => {
                 s.payload_bytes += u64::from(payload_len);
-                self.last_time = self.last_time.max(d.ts);
+                self.touch_time(d.ts);
             }
             // Zeek counts no payload bytes for protocols it does not analyse.
             Transport::Other | Transport::Fragment | Transport::TcpHeaderCut { .. } => {
-                self.last_time = self.last_time.max(d.ts);
+                self.touch_time(d.ts);
             }
         }
     }
@@ -552,7 +575,7 @@ impl Connection {
     pub fn next_due(&self) -> Micros {
         let inactivity = self.inactivity_timeout();
         let mut due = if inactivity.0 > 0 {
-            self.last_time.saturating_add(inactivity)
+            self.timer_time.saturating_add(inactivity)
         } else {
             Micros::MAX
         };
@@ -587,7 +610,7 @@ impl Connection {
             };
         }
         let inactivity = self.inactivity_timeout();
-        if inactivity.0 > 0 && self.last_time.saturating_add(inactivity) <= now {
+        if inactivity.0 > 0 && self.timer_time.saturating_add(inactivity) <= now {
             return Some(EndReason::Timeout);
         }
         None

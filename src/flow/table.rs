@@ -124,6 +124,7 @@ impl FlowTable {
         self.touch(i);
         let slot = self.slots.get_mut(i as usize)?;
         let side = slot.conn.side_of(&dir.src);
+        slot.conn.set_clock(self.clock, d);
         slot.conn.packet(side, d);
         if let Some(p) = parent {
             slot.conn.parents.add(p);
@@ -190,7 +191,15 @@ impl FlowTable {
         }
         let flow_id = self.next_flow_id;
         self.next_flow_id += 1;
-        let conn = Connection::new(flow_id, dir.key, dir.src, dir.dst, d, self.cfg.timeouts);
+        let conn = Connection::new(
+            flow_id,
+            dir.key,
+            dir.src,
+            dir.dst,
+            d,
+            self.cfg.timeouts,
+            self.clock,
+        );
         let i = match self.free.pop() {
             Some(i) => {
                 if let Some(s) = self.slots.get_mut(i as usize) {

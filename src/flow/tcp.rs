@@ -256,7 +256,7 @@ impl Connection {
 
         let (o, r) = (self.orig_side(), self.orig_side() ^ 1);
         if !(self.ep(o).did_close && self.ep(r).did_close) {
-            self.last_time = self.last_time.max(ts);
+            self.touch_time(ts);
         }
 
         if seg.fin() {
@@ -655,9 +655,9 @@ impl Connection {
             }
             self.timers.attempt = None;
             self.timers.expire = None;
-            self.timers.delete = Some(self.last_time.saturating_add(self.cfg_close_delay()));
+            self.timers.delete = Some(self.timer_time.saturating_add(self.cfg_close_delay()));
         } else if e.prev_state != EndpointState::Inactive {
-            let at = self.last_time.saturating_add(self.cfg_session_timer());
+            let at = self.timer_time.saturating_add(self.cfg_session_timer());
             self.timers.expire = Some(self.timers.expire.map_or(at, |x| x.min(at)));
         }
     }
@@ -716,7 +716,7 @@ impl Connection {
         if !self.tcp().is_active {
             return false;
         }
-        if self.last_time.saturating_add(self.cfg_linger()) >= now {
+        if self.timer_time.saturating_add(self.cfg_linger()) >= now {
             return false;
         }
         let o = self.ep(self.orig_side());
