@@ -14,6 +14,11 @@ use crate::time::Micros;
 pub const MAX_TUNNEL_DEPTH: usize = 4;
 
 /// Per-packet analysis state: the flow table, the fragment reassembler and the summary.
+///
+/// Every captured packet gets a sequence number (1, 2, …) and moves the analysis clock, whether
+/// this analyzer owns it ([`Analyzer::packet`]) or another worker does ([`Analyzer::observe`]):
+/// so each worker's timers fire at the same packet times as in a single-threaded run, and its
+/// records are stamped with the same sequence numbers and flow ids.
 pub struct Analyzer {
     pub table: FlowTable,
     pub summary: Summary,
@@ -26,9 +31,28 @@ pub struct Analyzer {
     /// The last reassembled datagram (reused).
     reassembled: Vec<u8>,
     dopts: DecodeOptions,
+    /// Sequence number of the last packet seen.
+    seq: u64,
+    /// Judge records here (one thread). Off for workers: a merge stage judges their records.
+    judging: bool,
+    /// `pending[..judged]` have been judged.
+    judged: usize,
+}
+
+/// Accounts one finished connection to the summary and the detectors. Records must come in
+/// their canonical order ([`ConnRecord::order`]) for results not to depend on the threading.
+pub fn judge(
+    summary: &mut Summary,
+    detector: &mut Detector,
+    alerts: &mut Vec<Alert>,
+    r: &ConnRecord,
+) {
+    summary.record(r);
+    detector.on_record(r, alerts);
 }
 
 impl Analyzer {
+    /// An analyzer that also judges its records (summary counts, detectors, alerts).
     pub fn new(table: TableConfig, dopts: DecodeOptions, detector: Detector) -> Self {
         Analyzer {
             table: FlowTable::new(table),
@@ -39,44 +63,86 @@ impl Analyzer {
             defrag: Defragmenter::new(DefragConfig::default()),
             reassembled: Vec::new(),
             dopts,
+            seq: 0,
+            judging: true,
+            judged: 0,
         }
+    }
+
+    /// A worker's analyzer: it counts packets and writes records, and leaves the judging of
+    /// the records to the stage that merges every worker's (`pipeline`).
+    pub fn worker(table: TableConfig, dopts: DecodeOptions, detector: Detector) -> Self {
+        Analyzer {
+            judging: false,
+            ..Analyzer::new(table, dopts, detector)
+        }
+    }
+
+    /// Sequence number of the last packet seen.
+    pub fn seq(&self) -> u64 {
+        self.seq
     }
 
     /// Analyses one captured frame.
     pub fn packet(&mut self, linktype: i32, frame: &[u8], ts: Micros, wire_len: u32) {
+        self.observe(ts);
         self.summary.packets += 1;
         self.summary.wire_bytes += u64::from(wire_len);
         // Bytes the snap length cut off: they are missing from every layer.
         let missing = wire_len.saturating_sub(frame.len() as u32);
         self.layers(linktype, frame, ts, missing, None, 0, true);
+        self.judge_new();
+    }
+
+    /// A packet another worker analyses: it still numbers the packets and moves the clock
+    /// (timers fire at packet times, GUIDE §1).
+    pub fn observe(&mut self, ts: Micros) {
+        self.seq += 1;
+        self.table.begin_layer(self.seq, 0);
+        let pending = &mut self.pending;
+        self.table.advance_to(ts, &mut |r| pending.push(r));
+        self.judge_new();
     }
 
     /// Runs the timers due by `now` (packet time) without a packet: live capture's idle ticks.
     pub fn tick(&mut self, now: Micros) {
-        let (summary, pending) = (&mut self.summary, &mut self.pending);
-        let (detector, alerts) = (&mut self.detector, &mut self.alerts);
-        self.table.advance(now, &mut |r| {
-            summary.record(&r);
-            detector.on_record(&r, alerts);
-            pending.push(r);
-        });
-        self.detector.expire_all(now, &mut self.alerts);
+        let pending = &mut self.pending;
+        self.table.advance(now, &mut |r| pending.push(r));
+        self.judge_new();
+        if self.judging {
+            self.detector.expire_all(now, &mut self.alerts);
+        }
     }
 
     /// Ends every connection still open and accounts it.
     pub fn finish(&mut self, reason: EndReason) {
-        let (summary, pending) = (&mut self.summary, &mut self.pending);
-        let (detector, alerts) = (&mut self.detector, &mut self.alerts);
-        self.table.flush(reason, &mut |r| {
-            summary.record(&r);
-            detector.on_record(&r, alerts);
-            pending.push(r);
-        });
-        self.detector.finish(&mut self.alerts);
+        let pending = &mut self.pending;
+        self.table.flush(reason, &mut |r| pending.push(r));
+        self.judge_new();
+        if self.judging {
+            self.detector.finish(&mut self.alerts);
+            self.summary.detect = self.detector.stats;
+            self.summary.scan = self.detector.scan_stats();
+        }
         self.summary.flow_stats = self.table.stats;
         self.summary.defrag = self.defrag.stats;
-        self.summary.detect = self.detector.stats;
-        self.summary.scan = self.detector.scan_stats();
+    }
+
+    /// Judges the records written since the last call, in canonical order.
+    fn judge_new(&mut self) {
+        self.judged = self.judged.min(self.pending.len());
+        if !self.judging || self.judged == self.pending.len() {
+            self.judged = self.pending.len();
+            return;
+        }
+        let (summary, detector, alerts) = (&mut self.summary, &mut self.detector, &mut self.alerts);
+        if let Some(new) = self.pending.get_mut(self.judged..) {
+            new.sort_unstable_by_key(ConnRecord::order);
+            for r in new.iter() {
+                judge(summary, detector, alerts, r);
+            }
+        }
+        self.judged = self.pending.len();
     }
 
     /// Decodes `bytes` and whatever it carries: each layer is accounted to its connection, and
@@ -123,13 +189,10 @@ impl Analyzer {
                         self.layers(dlt::RAW, &buf, ts, 0, parent, depth, false);
                     }
                     Offer::Unusable => {
-                        let (summary, pending) = (&mut self.summary, &mut self.pending);
-                        let (detector, alerts) = (&mut self.detector, &mut self.alerts);
-                        self.table.packet(&d, parent, None, &mut |r| {
-                            summary.record(&r);
-                            detector.on_record(&r, alerts);
-                            pending.push(r);
-                        });
+                        let pending = &mut self.pending;
+                        self.table.begin_layer(self.seq, depth);
+                        self.table
+                            .packet(&d, parent, None, &mut |r| pending.push(r));
                     }
                 }
                 self.reassembled = buf;
@@ -144,15 +207,11 @@ impl Analyzer {
             } else {
                 tunnel::inner(&d, bytes)
             };
-            let (summary, pending) = (&mut self.summary, &mut self.pending);
-            let (detector, alerts) = (&mut self.detector, &mut self.alerts);
+            let pending = &mut self.pending;
+            self.table.begin_layer(self.seq, depth);
             let id = self
                 .table
-                .packet(&d, parent, inner.map(|i| i.kind), &mut |r| {
-                    summary.record(&r);
-                    detector.on_record(&r, alerts);
-                    pending.push(r);
-                });
+                .packet(&d, parent, inner.map(|i| i.kind), &mut |r| pending.push(r));
             let Some(inner) = inner else { return };
             if depth == MAX_TUNNEL_DEPTH {
                 self.summary.tunnel_too_deep += 1;

@@ -228,6 +228,12 @@ pub struct CommonArgs {
     #[arg(long, default_value_t = 1_000_000, value_name = "N")]
     pub max_flows: usize,
 
+    /// Analysis threads (default: one per core). Flows are sharded by their address pair; the
+    /// records, alerts and summary do not depend on the number (with `--max-flows` split
+    /// evenly, only which flows get evicted under pressure can differ).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub workers: Option<u16>,
+
     /// Change a timer, in seconds of packet time, by Zeek's name for it (repeatable), e.g.
     /// `--timeout udp_inactivity_timeout=30`. Names: tcp_attempt_delay (5), tcp_close_delay (5),
     /// tcp_session_timer (6), tcp_connection_linger (5), tcp_SYN_timeout (5),

@@ -123,6 +123,9 @@ fn common_options(c: &CommonArgs, inputs: Vec<String>) -> Result<ReadOptions, Ex
         rules,
         top_n: c.top,
         progress: !c.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        workers: c
+            .workers
+            .map_or_else(synwatch::pipeline::default_workers, usize::from),
     })
 }
 

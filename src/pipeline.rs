@@ -15,12 +15,12 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
 use serde::Serialize;
 
-use crate::analyse::Analyzer;
+use crate::analyse::{Analyzer, judge};
 use crate::capture::PacketBatch;
 use crate::capture::file::{SourceOutcome, read_offline};
 use crate::capture::live::{self, LiveCounters, LiveOptions, LiveReport};
 use crate::classify::ports::PortDb;
-use crate::decode::DecodeOptions;
+use crate::decode::{DecodeOptions, shard};
 use crate::detect::{Alert, Detector};
 use crate::flow::{ConnRecord, EndReason, TableConfig};
 use crate::output::ConnFormat;
@@ -34,8 +34,10 @@ use crate::time::Micros;
 
 /// Batches in flight between the capture thread and analysis.
 const PACKET_CHANNEL_DEPTH: usize = 8;
-/// Records are handed to the output thread this many at a time.
+/// Room reserved for a worker's records between two sends.
 const RECORD_CHUNK: usize = 1024;
+/// Batches queued for each worker.
+const WORKER_CHANNEL_DEPTH: usize = 4;
 
 /// Where connection records go.
 #[derive(Clone, Debug)]
@@ -71,6 +73,8 @@ pub struct ReadOptions {
     pub top_n: usize,
     /// Draw a progress line on standard error (read only).
     pub progress: bool,
+    /// Analysis workers (flows sharded by address pair; see `decode::shard`).
+    pub workers: usize,
 }
 
 /// A failure that stops a run.
@@ -301,8 +305,156 @@ enum Feed {
     },
 }
 
-/// Sets up the output thread, runs the analysis loop over `pkt_rx`, and returns the summary
-/// plus the output thread's result.
+/// What a worker hands to the merge stage after each batch (and on idle ticks, and at the end).
+struct WorkerOut {
+    worker: usize,
+    records: Vec<ConnRecord>,
+    /// The sequence number of the last packet this worker has seen: its records with a lower
+    /// number are all sent. `u64::MAX` with the last message.
+    upto: u64,
+    /// Sent from a live idle tick: release everything held (order matters less than delay).
+    ticked: bool,
+    /// The worker's clock (packet time), for the detectors' expiry in live capture.
+    clock: Micros,
+    gauges: Gauges,
+    /// The worker's packet-level summary, with its last message.
+    end: Option<Box<Summary>>,
+}
+
+/// A worker's counters for `stats` events.
+#[derive(Clone, Copy, Debug, Default)]
+struct Gauges {
+    packets: u64,
+    active: u64,
+    created: u64,
+    evicted: u64,
+}
+
+/// How many analysis workers to run when `--workers` is not given: one per core.
+pub fn default_workers() -> usize {
+    thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// One analysis worker: sees every batch, analyses the packets it owns (`decode::shard`),
+/// observes the others (sequence numbers and the clock), and sends its records on.
+#[allow(clippy::too_many_arguments)]
+fn run_worker(
+    w: usize,
+    n: usize,
+    mut an: Analyzer,
+    rx: Receiver<Arc<PacketBatch>>,
+    back_tx: Sender<PacketBatch>,
+    out_tx: Sender<WorkerOut>,
+    rec_back: Receiver<Vec<ConnRecord>>,
+    live: bool,
+    end_reason: EndReason,
+) {
+    let gauges = |an: &Analyzer| Gauges {
+        packets: an.summary.packets,
+        active: an.table.active() as u64,
+        created: an.table.stats.created,
+        evicted: an.table.stats.evicted,
+    };
+    let send = |an: &mut Analyzer, upto: u64, ticked: bool, end: Option<Box<Summary>>| {
+        let mut records = rec_back.try_recv().unwrap_or_default();
+        std::mem::swap(&mut records, &mut an.pending);
+        if an.pending.capacity() == 0 {
+            an.pending.reserve(RECORD_CHUNK);
+        }
+        let _ = out_tx.send(WorkerOut {
+            worker: w,
+            records,
+            upto,
+            ticked,
+            clock: an.table.clock(),
+            gauges: gauges(an),
+            end,
+        });
+    };
+    // Packet time of the last packet and the wall-clock instant it was analysed.
+    let mut last_pkt: Option<(Micros, Instant)> = None;
+    loop {
+        let got = if live {
+            rx.recv_timeout(Duration::from_millis(250))
+        } else {
+            rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
+        };
+        match got {
+            Ok(batch) => {
+                for (meta, bytes) in batch.iter() {
+                    if shard::owner(meta.linktype.0, bytes, n) == w {
+                        an.packet(meta.linktype.0, bytes, meta.ts, meta.wire_len);
+                    } else {
+                        an.observe(meta.ts);
+                    }
+                }
+                if live && !batch.is_empty() {
+                    last_pkt = Some((an.table.clock(), Instant::now()));
+                }
+                // The last worker done with a batch sends it back for reuse.
+                if let Some(mut b) = Arc::into_inner(batch) {
+                    b.clear();
+                    let _ = back_tx.try_send(b);
+                }
+                let upto = an.seq();
+                send(&mut an, upto, false, None);
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                // Timers run in packet time; without packets, packet time moves with the clock.
+                if let Some((ts, at)) = last_pkt {
+                    let elapsed = Micros(at.elapsed().as_micros().min(i64::MAX as u128) as i64);
+                    an.tick(ts.saturating_add(elapsed));
+                }
+                let upto = an.seq();
+                send(&mut an, upto, true, None);
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    an.finish(end_reason);
+    let summary = std::mem::take(&mut an.summary);
+    send(&mut an, u64::MAX, false, Some(Box::new(summary)));
+}
+
+/// The merge stage's order keeping: records from every worker, released in canonical order
+/// ([`ConnRecord::order`]) once every worker has moved past them.
+struct Merge {
+    upto: Vec<u64>,
+    held: Vec<ConnRecord>,
+}
+
+impl Merge {
+    /// Takes a worker's records; moves those now final, in canonical order, into `out`.
+    fn take(&mut self, m: &mut WorkerOut, out: &mut Vec<ConnRecord>) {
+        self.held.append(&mut m.records);
+        if let Some(u) = self.upto.get_mut(m.worker) {
+            *u = (*u).max(m.upto);
+        }
+        let limit = if m.ticked {
+            u64::MAX
+        } else {
+            self.upto.iter().copied().min().unwrap_or(u64::MAX)
+        };
+        if self.held.iter().all(|r| r.seq >= limit) {
+            return;
+        }
+        self.held.sort_unstable_by_key(ConnRecord::order);
+        let n = self.held.partition_point(|r| r.seq < limit);
+        out.extend(self.held.drain(..n));
+    }
+}
+
+/// Sets up the workers, the dispatcher and the merge stage (which judges the records and
+/// writes them), feeds them from `pkt_rx`, and returns the summary.
+///
+/// ```text
+/// capture ─batches─▶ dispatch ─Arc<batch> to every worker─▶ worker 0..N ─records─▶ merge+write
+/// ```
+///
+/// Every worker sees every batch, so packet numbering and the clock are the same everywhere;
+/// each analyses only the frames `decode::shard::owner` gives it, so no flow state is shared.
+/// The merge stage releases records in canonical order, so the detectors, the summary and the
+/// logs get exactly what a single worker would have given them (tested).
 fn analyse_and_write(
     opts: &ReadOptions,
     pkt_rx: Receiver<PacketBatch>,
@@ -344,114 +496,161 @@ fn analyse_and_write(
         rotate_size,
     };
 
-    let (out_tx, out_rx) = bounded::<OutChunk>(4);
-    let (out_back_tx, out_back_rx) = bounded::<OutChunk>(6);
-    let writer = thread::Builder::new()
-        .name("output".into())
-        .spawn(move || -> Result<(), OutError> {
-            let mut result = Ok(());
-            loop {
-                let chunk = match out_rx.recv_timeout(Duration::from_millis(200)) {
-                    Ok(c) => Some(c),
-                    Err(RecvTimeoutError::Timeout) => None,
-                    Err(RecvTimeoutError::Disconnected) => break,
-                };
-                if let Some(flag) = &reopen_flag
-                    && flag.swap(false, Ordering::Relaxed)
-                    && result.is_ok()
-                {
-                    result = outputs.reopen();
+    let n = opts.workers.max(1);
+    let end_reason = if live {
+        EndReason::Shutdown
+    } else {
+        EndReason::EndOfInput
+    };
+    // Workers.
+    let (out_tx, out_rx) = bounded::<WorkerOut>(4 * n);
+    let (rec_back_tx, rec_back_rx) = bounded::<Vec<ConnRecord>>(4 * n + 2);
+    let mut worker_txs = Vec::with_capacity(n);
+    let mut workers = Vec::with_capacity(n);
+    let table = TableConfig {
+        max_flows: opts.table.max_flows.div_ceil(n).max(1),
+        ..opts.table
+    };
+    for w in 0..n {
+        let (tx, rx) = bounded::<Arc<PacketBatch>>(WORKER_CHANNEL_DEPTH);
+        worker_txs.push(tx);
+        let an = Analyzer::worker(
+            table,
+            opts.decode,
+            Detector::new(opts.db.clone(), opts.rules.clone()),
+        );
+        let (back, out, rec_back) = (back_tx.clone(), out_tx.clone(), rec_back_rx.clone());
+        let handle = thread::Builder::new()
+            .name(format!("worker-{w}"))
+            .spawn(move || run_worker(w, n, an, rx, back, out, rec_back, live, end_reason))
+            .map_err(|_| RunError::Thread("worker"))?;
+        workers.push(handle);
+    }
+    drop((out_tx, back_tx, rec_back_rx));
+    // Dispatcher: every batch to every worker.
+    let depth_rx = pkt_rx.clone();
+    let dispatcher = thread::Builder::new()
+        .name("dispatch".into())
+        .spawn(move || {
+            for batch in pkt_rx.iter() {
+                let shared = Arc::new(batch);
+                for tx in &worker_txs {
+                    let _ = tx.send(shared.clone());
                 }
-                let Some(mut chunk) = chunk else {
-                    if live && result.is_ok() {
-                        result = outputs.flush();
-                    }
-                    continue;
-                };
-                if result.is_ok() {
-                    result = outputs.write(&chunk);
-                }
-                chunk.records.clear();
-                chunk.alerts.clear();
-                chunk.stats.clear();
-                let _ = out_back_tx.try_send(chunk);
             }
-            result?;
-            outputs.finish()
         })
-        .map_err(|_| RunError::Thread("output"))?;
+        .map_err(|_| RunError::Thread("dispatch"))?;
 
+    // The merge stage, here: judge the records in canonical order and write them.
     let mut detector = Detector::new(opts.db.clone(), opts.rules.clone());
     detector.set_early_alerts(live);
-    let mut an = Analyzer::new(opts.table, opts.decode, detector);
-    let send = |an: &mut Analyzer, stats: Option<StatsEvent>| {
-        if an.pending.is_empty() && an.alerts.is_empty() && stats.is_none() {
-            return;
-        }
-        for a in &an.alerts {
-            an.summary.note_alert(a);
-        }
-        let mut chunk = out_back_rx.try_recv().unwrap_or_default();
-        std::mem::swap(&mut chunk.records, &mut an.pending);
-        std::mem::swap(&mut chunk.alerts, &mut an.alerts);
-        chunk.stats.extend(stats);
-        if an.pending.capacity() == 0 {
-            an.pending.reserve(RECORD_CHUNK);
-        }
-        let _ = out_tx.send(chunk);
+    let mut summary = Summary::default();
+    let mut merge = Merge {
+        upto: vec![0; n],
+        held: Vec::new(),
     };
-
+    let mut gauges = vec![Gauges::default(); n];
+    let mut chunk = OutChunk::default();
+    let mut clock = Micros(i64::MIN);
+    let mut result: Result<(), OutError> = Ok(());
     let started = Instant::now();
     let mut last_stats = Instant::now();
-    // Packet time of the last packet and the wall-clock instant it was analysed.
-    let mut last_pkt: Option<(Micros, Instant)> = None;
     loop {
-        let batch = match &feed {
-            Feed::Offline => match pkt_rx.recv() {
-                Ok(b) => Some(b),
-                Err(_) => break,
-            },
-            Feed::Live { .. } => match pkt_rx.recv_timeout(Duration::from_millis(250)) {
-                Ok(b) => Some(b),
+        let msg = if live {
+            match out_rx.recv_timeout(Duration::from_millis(200)) {
+                Ok(m) => Some(m),
                 Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => break,
-            },
+            }
+        } else {
+            match out_rx.recv() {
+                Ok(m) => Some(m),
+                Err(_) => break,
+            }
         };
-        if let Some(mut batch) = batch {
-            for (meta, bytes) in batch.iter() {
-                an.packet(meta.linktype.0, bytes, meta.ts, meta.wire_len);
-                last_pkt = Some((meta.ts, Instant::now()));
-            }
-            batch.clear();
-            let _ = back_tx.try_send(batch);
+        if let Some(flag) = &reopen_flag
+            && flag.swap(false, Ordering::Relaxed)
+            && result.is_ok()
+        {
+            result = outputs.reopen();
         }
-        let mut stats = None;
-        if let Feed::Live { ctl, counters } = &feed {
-            // Timers run in packet time; without packets, packet time moves with the clock.
-            if let Some((ts, at)) = last_pkt {
-                let elapsed = Micros(at.elapsed().as_micros().min(i64::MAX as u128) as i64);
-                an.tick(ts.saturating_add(elapsed));
+        if let Some(mut m) = msg {
+            merge.take(&mut m, &mut chunk.records);
+            let _ = rec_back_tx.try_send(std::mem::take(&mut m.records));
+            if let Some(g) = gauges.get_mut(m.worker) {
+                *g = m.gauges;
             }
-            if last_stats.elapsed() >= ctl.stats_interval {
-                last_stats = Instant::now();
-                stats = Some(stats_event(&an, counters, started, pkt_rx.len()));
+            clock = clock.max(m.clock);
+            if let Some(ws) = m.end {
+                summary.add_packet_counts(&ws);
             }
+            for r in &chunk.records {
+                judge(&mut summary, &mut detector, &mut chunk.alerts, r);
+            }
+            if live {
+                detector.expire_all(clock, &mut chunk.alerts);
+            }
+        } else if live && result.is_ok() {
+            result = outputs.flush();
         }
-        if an.pending.len() >= RECORD_CHUNK / 2 || !an.alerts.is_empty() || stats.is_some() {
-            send(&mut an, stats);
+        if let Feed::Live { ctl, counters } = &feed
+            && last_stats.elapsed() >= ctl.stats_interval
+        {
+            last_stats = Instant::now();
+            let g = gauges.iter().fold(Gauges::default(), |a, g| Gauges {
+                packets: a.packets + g.packets,
+                active: a.active + g.active,
+                created: a.created + g.created,
+                evicted: a.evicted + g.evicted,
+            });
+            let ev = stats_event(&summary, &detector, g, counters, started, depth_rx.len());
+            chunk.stats.push(ev);
         }
+        for a in &chunk.alerts {
+            summary.note_alert(a);
+        }
+        if result.is_ok() {
+            result = outputs.write(&chunk);
+        }
+        chunk.records.clear();
+        chunk.alerts.clear();
+        chunk.stats.clear();
     }
-    an.finish(match feed {
-        Feed::Offline => EndReason::EndOfInput,
-        Feed::Live { .. } => EndReason::Shutdown,
-    });
-    send(&mut an, None);
-    drop(out_tx);
-    let mut summary = an.summary;
-    summary.top_alerts = an.detector.top_alerts();
+    // Every worker has ended: whatever is still held is final.
+    merge.upto.fill(u64::MAX);
+    let mut last = WorkerOut {
+        worker: 0,
+        records: Vec::new(),
+        upto: u64::MAX,
+        ticked: true,
+        clock,
+        gauges: Gauges::default(),
+        end: None,
+    };
+    merge.take(&mut last, &mut chunk.records);
+    for r in &chunk.records {
+        judge(&mut summary, &mut detector, &mut chunk.alerts, r);
+    }
+    detector.finish(&mut chunk.alerts);
+    for a in &chunk.alerts {
+        summary.note_alert(a);
+    }
+    if result.is_ok() {
+        result = outputs.write(&chunk);
+    }
+    dispatcher
+        .join()
+        .map_err(|_| RunError::Thread("dispatch"))?;
+    for h in workers {
+        h.join().map_err(|_| RunError::Thread("worker"))?;
+    }
+    summary.detect = detector.stats;
+    summary.scan = detector.scan_stats();
+    summary.top_alerts = detector.top_alerts();
     summary.db = Some(opts.db.clone());
     summary.top_n = opts.top_n;
-    match writer.join().map_err(|_| RunError::Thread("output"))? {
+    summary.workers = n;
+    match result.and_then(|()| outputs.finish()) {
         Ok(()) => Ok(summary),
         Err((true, err)) => Err(RunError::Output {
             target: target_name(&opts.conn),
@@ -464,9 +663,16 @@ fn analyse_and_write(
     }
 }
 
-fn stats_event(an: &Analyzer, c: &LiveCounters, started: Instant, depth: usize) -> StatsEvent {
+fn stats_event(
+    summary: &Summary,
+    detector: &Detector,
+    g: Gauges,
+    c: &LiveCounters,
+    started: Instant,
+    depth: usize,
+) -> StatsEvent {
     let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-    let h = &an.summary.syn_synack;
+    let h = &summary.syn_synack;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| Micros(d.as_micros().min(i64::MAX as u128) as i64))
@@ -481,11 +687,11 @@ fn stats_event(an: &Analyzer, c: &LiveCounters, started: Instant, depth: usize) 
             kernel_drops: load(&c.kernel_dropped),
             interface_drops: load(&c.if_dropped),
             synwatch_drops: load(&c.dropped),
-            packets_analysed: an.summary.packets,
-            flows_active: an.table.active() as u64,
-            flows_created: an.table.stats.created,
-            flows_evicted: an.table.stats.evicted,
-            alerts: an.detector.stats.alerts,
+            packets_analysed: g.packets,
+            flows_active: g.active,
+            flows_created: g.created,
+            flows_evicted: g.evicted,
+            alerts: detector.stats.alerts,
             channel_depth: depth as u64,
             handshake_rtt_us: RttBody {
                 handshakes: h.len(),

@@ -41,17 +41,25 @@ impl Micros {
         let days = secs.div_euclid(86_400);
         let sod = secs.rem_euclid(86_400);
         let (y, m, d) = civil_from_days(days);
-        let _ = write!(
-            out,
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
-            y,
-            m,
-            d,
-            sod / 3600,
-            (sod / 60) % 60,
-            sod % 60,
-            micros
-        );
+        use crate::output::text::push_padded;
+        if (0..=9999).contains(&y) {
+            push_padded(out, y as u64, 4);
+        } else {
+            let _ = write!(out, "{y:04}");
+        }
+        for (sep, v) in [
+            ('-', u64::from(m)),
+            ('-', u64::from(d)),
+            ('T', (sod / 3600) as u64),
+            (':', ((sod / 60) % 60) as u64),
+            (':', (sod % 60) as u64),
+        ] {
+            out.push(sep);
+            push_padded(out, v, 2);
+        }
+        out.push('.');
+        push_padded(out, micros as u64, 6);
+        out.push('Z');
     }
 
     pub fn to_rfc3339(self) -> String {

@@ -8,6 +8,7 @@
 pub mod checksum;
 pub mod defrag;
 pub mod link;
+pub mod shard;
 pub mod tunnel;
 
 use etherparse::{IpNumber, LaxIpSlice, TcpSlice};

@@ -63,6 +63,11 @@ pub struct ConnRecord {
     pub tunnel: Option<TunnelKind>,
     /// Outer connections this one was seen inside (Zeek's `tunnel_parents`).
     pub parents: Parents,
+    /// Sequence number of the packet during whose analysis the record was written.
+    pub seq: u64,
+    /// When the end was due: the timer's time, the ending packet's time, or `Micros::MAX` for
+    /// records written at the end of input.
+    pub due: Micros,
 }
 
 impl ConnRecord {
@@ -112,7 +117,16 @@ impl ConnRecord {
             vlans: c.vlans,
             tunnel: c.tunnel,
             parents: c.parents,
+            seq: 0,
+            due: Micros::MAX,
         }
+    }
+
+    /// The canonical order of records: by the packet that ended them, then when each was due,
+    /// then flow id. It depends only on the input, so one worker or many write the records
+    /// (and judge them) in the same order.
+    pub fn order(&self) -> (u64, Micros, u64) {
+        (self.seq, self.due, self.flow_id)
     }
 
     pub fn duration(&self) -> Micros {

@@ -59,6 +59,8 @@ pub struct FlowTable {
     lru_tail: u32,
     clock: Micros,
     next_flow_id: u64,
+    /// Sequence number of the packet being analysed: records are stamped with it.
+    seq: u64,
     cfg: TableConfig,
     pub stats: FlowStats,
 }
@@ -74,6 +76,7 @@ impl FlowTable {
             lru_tail: NIL,
             clock: Micros(i64::MIN),
             next_flow_id: 1,
+            seq: 0,
             cfg: TableConfig {
                 max_flows: cfg.max_flows.max(1),
                 ..cfg
@@ -89,6 +92,22 @@ impl FlowTable {
     /// The latest packet time seen (timers never run backwards).
     pub fn clock(&self) -> Micros {
         self.clock
+    }
+
+    /// Names the packet about to be accounted: records that end from now on carry `seq`, and a
+    /// connection this layer of the packet creates gets the flow id `seq * 8 + layer`. Ids made
+    /// this way depend only on the input, not on how flows are spread over workers.
+    pub fn begin_layer(&mut self, seq: u64, layer: usize) {
+        self.seq = seq;
+        self.next_flow_id = seq.saturating_mul(8).saturating_add(layer as u64 & 7);
+    }
+
+    /// Moves the table's clock to `ts` (never backwards) and runs the timers due by then.
+    pub fn advance_to(&mut self, ts: Micros, emit: &mut impl FnMut(ConnRecord)) {
+        if ts > self.clock {
+            self.clock = ts;
+        }
+        self.advance(self.clock, emit);
     }
 
     /// Accounts one decoded packet; `emit` receives every connection that ends. `parent` is
@@ -114,7 +133,7 @@ impl FlowTable {
             && self.slot(i).is_some_and(|s| s.conn.tcp_is_reuse(&seg))
         {
             self.stats.reused += 1;
-            self.remove(i, EndReason::Reused, emit);
+            self.remove(i, EndReason::Reused, self.clock, emit);
             idx = None;
         }
         let i = match idx {
@@ -156,7 +175,7 @@ impl FlowTable {
             }
             slot.conn.heap_at = Micros::MAX;
             match slot.conn.fire_timers(now) {
-                Some(reason) => self.remove(i, reason, emit),
+                Some(reason) => self.remove(i, reason, at, emit),
                 None => {
                     let due = slot.conn.next_due();
                     if due < Micros::MAX {
@@ -174,7 +193,7 @@ impl FlowTable {
         let mut i = self.lru_tail;
         while i != NIL {
             let prev = self.slots.get(i as usize).map_or(NIL, |s| s.prev);
-            self.remove(i, reason, emit);
+            self.remove(i, reason, Micros::MAX, emit);
             i = prev;
         }
         self.heap.clear();
@@ -187,10 +206,10 @@ impl FlowTable {
     fn create(&mut self, dir: &Directed, d: &Decoded, emit: &mut impl FnMut(ConnRecord)) -> u32 {
         if self.map.len() >= self.cfg.max_flows && self.lru_tail != NIL {
             self.stats.evicted += 1;
-            self.remove(self.lru_tail, EndReason::Evicted, emit);
+            self.remove(self.lru_tail, EndReason::Evicted, self.clock, emit);
         }
         let flow_id = self.next_flow_id;
-        self.next_flow_id += 1;
+        self.next_flow_id = self.next_flow_id.wrapping_add(1);
         let conn = Connection::new(
             flow_id,
             dir.key,
@@ -229,7 +248,15 @@ impl FlowTable {
         i
     }
 
-    fn remove(&mut self, i: u32, reason: EndReason, emit: &mut impl FnMut(ConnRecord)) {
+    /// Ends connection `i`; `due` is when its end was due (the timer's time, the packet's, or
+    /// `Micros::MAX` at the end), for the canonical order of records ([`ConnRecord::order`]).
+    fn remove(
+        &mut self,
+        i: u32,
+        reason: EndReason,
+        due: Micros,
+        emit: &mut impl FnMut(ConnRecord),
+    ) {
         let Some(slot) = self.slots.get_mut(i as usize) else {
             return;
         };
@@ -237,7 +264,9 @@ impl FlowTable {
             return;
         }
         slot.live = false;
-        let rec = ConnRecord::from_conn(&slot.conn, reason);
+        let mut rec = ConnRecord::from_conn(&slot.conn, reason);
+        rec.seq = self.seq;
+        rec.due = due;
         let key = slot.conn.key;
         self.unlink(i);
         self.map.remove(&key);

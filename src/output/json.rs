@@ -177,22 +177,26 @@ pub fn write_flow_into(
     line: &mut String,
     cache: &mut PortCache,
 ) -> std::io::Result<()> {
+    use super::text::{push_ip, push_secs6, push_u64};
     use std::fmt::Write as _;
     let is_tcp = r.ip_proto == proto::TCP;
     line.clear();
     line.push_str("{\"timestamp\":\"");
     r.start.write_rfc3339(line);
-    let _ = write!(
-        line,
-        "\",\"flow_id\":{},\"event_type\":\"flow\",\"src_ip\":\"{}\",\"src_port\":{},\"dest_ip\":\"{}\",\"dest_port\":{},\"proto\":\"{}\",\"ip_proto\":{}",
-        r.flow_id,
-        r.orig.addr.to_ip(),
-        r.orig.port,
-        r.resp.addr.to_ip(),
-        r.resp.port,
-        proto_name(r.ip_proto),
-        r.ip_proto
-    );
+    line.push_str("\",\"flow_id\":");
+    push_u64(line, r.flow_id);
+    line.push_str(",\"event_type\":\"flow\",\"src_ip\":\"");
+    push_ip(line, &r.orig.addr);
+    line.push_str("\",\"src_port\":");
+    push_u64(line, u64::from(r.orig.port));
+    line.push_str(",\"dest_ip\":\"");
+    push_ip(line, &r.resp.addr);
+    line.push_str("\",\"dest_port\":");
+    push_u64(line, u64::from(r.resp.port));
+    line.push_str(",\"proto\":\"");
+    line.push_str(proto_name(r.ip_proto));
+    line.push_str("\",\"ip_proto\":");
+    push_u64(line, u64::from(r.ip_proto));
     match (r.vlans.outer, r.vlans.inner) {
         (0, _) => {}
         (o, 0) => {
@@ -208,32 +212,45 @@ pub fn write_flow_into(
     }
     line.push_str(",\"flow\":{\"uid\":\"");
     super::write_uid(line, r.flow_id);
-    let _ = write!(
-        line,
-        "\",\"conn_state\":\"{}\",\"history\":\"{}\",\"duration\":{:.6},\"orig_pkts\":{},\"orig_bytes\":{},\"resp_pkts\":{},\"resp_bytes\":{},\"orig_ip_bytes\":{},\"resp_ip_bytes\":{},\"missed_bytes\":{},\"start\":\"",
-        r.conn_state.name(),
-        r.history.as_str(),
-        r.duration().as_secs_f64(),
-        r.orig_pkts,
-        r.orig_bytes,
-        r.resp_pkts,
-        r.resp_bytes,
-        r.orig_ip_bytes,
-        r.resp_ip_bytes,
-        r.missed_bytes
-    );
+    line.push_str("\",\"conn_state\":\"");
+    line.push_str(r.conn_state.name());
+    line.push_str("\",\"history\":\"");
+    line.push_str(r.history.as_str());
+    line.push_str("\",\"duration\":");
+    push_secs6(line, r.duration().0);
+    for (name, v) in [
+        ("orig_pkts", r.orig_pkts),
+        ("orig_bytes", r.orig_bytes),
+        ("resp_pkts", r.resp_pkts),
+        ("resp_bytes", r.resp_bytes),
+        ("orig_ip_bytes", r.orig_ip_bytes),
+        ("resp_ip_bytes", r.resp_ip_bytes),
+        ("missed_bytes", r.missed_bytes),
+    ] {
+        line.push_str(",\"");
+        line.push_str(name);
+        line.push_str("\":");
+        push_u64(line, v);
+    }
+    line.push_str(",\"start\":\"");
     r.start.write_rfc3339(line);
     line.push_str("\",\"end\":\"");
     r.end.write_rfc3339(line);
-    let _ = write!(line, "\",\"reason\":\"{}\"", r.reason.name());
+    line.push_str("\",\"reason\":\"");
+    line.push_str(r.reason.name());
+    line.push('"');
     if is_tcp {
-        let _ = write!(line, ",\"handshake\":\"{}\"", r.handshake.name());
+        line.push_str(",\"handshake\":\"");
+        line.push_str(r.handshake.name());
+        line.push('"');
     }
     if let Some(us) = r.syn_synack_us {
-        let _ = write!(line, ",\"syn_synack_us\":{us}");
+        line.push_str(",\"syn_synack_us\":");
+        push_u64(line, us);
     }
     if let Some(us) = r.synack_ack_us {
-        let _ = write!(line, ",\"synack_ack_us\":{us}");
+        line.push_str(",\"synack_ack_us\":");
+        push_u64(line, us);
     }
     if let Some(t) = r.tunnel {
         let _ = write!(line, ",\"tunnel\":\"{}\"", t.name());

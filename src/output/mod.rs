@@ -7,6 +7,7 @@ pub mod progress;
 pub mod report;
 pub mod sink;
 pub mod summary;
+pub mod text;
 pub mod tops;
 pub mod writer;
 pub mod zeek;

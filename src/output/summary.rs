@@ -63,6 +63,8 @@ pub struct Summary {
     pub scans: Vec<crate::detect::scan::ScanReport>,
     /// Colour the severities (standard output is a terminal, NO_COLOR unset).
     pub colour: bool,
+    /// Analysis workers the run used.
+    pub workers: usize,
 }
 
 /// Alerts remembered for the report's timeline.
@@ -115,11 +117,44 @@ impl Default for Summary {
             alert_times: Vec::new(),
             scans: Vec::new(),
             colour: false,
+            workers: 1,
         }
     }
 }
 
 impl Summary {
+    /// Adds a worker's packet-level counts (decoding, fragments, tunnels, its flow table).
+    /// `peak_active` becomes the sum of the workers' peaks: an upper bound of the true peak.
+    pub fn add_packet_counts(&mut self, w: &Summary) {
+        fn add<const N: usize>(a: &mut [u64; N], b: &[u64; N]) {
+            for (x, y) in a.iter_mut().zip(b) {
+                *x += y;
+            }
+        }
+        self.packets += w.packets;
+        self.wire_bytes += w.wire_bytes;
+        self.decoded += w.decoded;
+        add(&mut self.undecodable, &w.undecodable);
+        self.bad_l4_checksums += w.bad_l4_checksums;
+        self.truncated_packets += w.truncated_packets;
+        add(&mut self.tunnelled, &w.tunnelled);
+        add(&mut self.inner_undecodable, &w.inner_undecodable);
+        self.tunnel_too_deep += w.tunnel_too_deep;
+        let (d, e) = (&mut self.defrag, &w.defrag);
+        d.fragments += e.fragments;
+        d.reassembled += e.reassembled;
+        d.timed_out += e.timed_out;
+        d.evicted += e.evicted;
+        d.malformed += e.malformed;
+        d.overlaps += e.overlaps;
+        let (f, g) = (&mut self.flow_stats, &w.flow_stats);
+        f.created += g.created;
+        f.evicted += g.evicted;
+        f.reused += g.reused;
+        f.non_first_fragments += g.non_first_fragments;
+        f.peak_active += g.peak_active;
+    }
+
     pub fn undecodable_total(&self) -> u64 {
         self.undecodable.iter().sum()
     }

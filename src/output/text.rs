@@ -1,0 +1,112 @@
+//! Numbers, addresses and times rendered into a `String` without `core::fmt`: the record
+//! writers call these for every field of every record, and `write!` costs several times more.
+
+use crate::decode::Addr;
+
+/// Appends `v` in decimal.
+pub fn push_u64(s: &mut String, mut v: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        if let Some(b) = buf.get_mut(i) {
+            *b = b'0' + (v % 10) as u8;
+        }
+        v /= 10;
+        if v == 0 || i == 0 {
+            break;
+        }
+    }
+    for &b in buf.get(i..).unwrap_or(&[]) {
+        s.push(char::from(b));
+    }
+}
+
+/// Appends `v` in decimal with at least `width` digits (zero-padded).
+pub fn push_padded(s: &mut String, v: u64, width: usize) {
+    let mut digits = 1;
+    let mut x = v / 10;
+    while x > 0 {
+        digits += 1;
+        x /= 10;
+    }
+    for _ in digits..width {
+        s.push('0');
+    }
+    push_u64(s, v);
+}
+
+/// Appends an IP address as `std::net::IpAddr`'s `Display` writes it (IPv4 by hand; IPv6,
+/// whose compression rules are longer, through `Display`).
+pub fn push_ip(s: &mut String, a: &Addr) {
+    match a.to_ip() {
+        std::net::IpAddr::V4(v4) => {
+            for (n, o) in v4.octets().iter().enumerate() {
+                if n > 0 {
+                    s.push('.');
+                }
+                push_u64(s, u64::from(*o));
+            }
+        }
+        std::net::IpAddr::V6(v6) => {
+            use std::fmt::Write as _;
+            let _ = write!(s, "{v6}");
+        }
+    }
+}
+
+/// Appends microseconds as seconds with six decimals (`{:.6}` of the seconds).
+pub fn push_secs6(s: &mut String, micros: i64) {
+    if micros < 0 {
+        s.push('-');
+    }
+    let m = micros.unsigned_abs();
+    push_u64(s, m / 1_000_000);
+    s.push('.');
+    push_padded(s, m % 1_000_000, 6);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_match_format() {
+        for v in [
+            0u64,
+            1,
+            9,
+            10,
+            99,
+            100,
+            12345,
+            u64::from(u32::MAX),
+            u64::MAX,
+        ] {
+            let mut s = String::new();
+            push_u64(&mut s, v);
+            assert_eq!(s, v.to_string());
+            let mut p = String::new();
+            push_padded(&mut p, v, 6);
+            assert_eq!(p, format!("{v:06}"));
+        }
+        for m in [0i64, 1, 999_999, 1_000_000, 1_393_203_138, -1, -1_500_000] {
+            let mut s = String::new();
+            push_secs6(&mut s, m);
+            assert_eq!(s, format!("{:.6}", m as f64 / 1e6), "{m}");
+        }
+    }
+
+    #[test]
+    fn addresses_match_display() {
+        for a in [
+            Addr::v4([0, 0, 0, 0]),
+            Addr::v4([192, 168, 10, 255]),
+            Addr::v6([0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]),
+        ] {
+            let mut s = String::new();
+            push_ip(&mut s, &a);
+            assert_eq!(s, a.to_ip().to_string());
+        }
+    }
+}
