@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Times whole runs on one capture: synwatch (full analysis with conn and alert logs), the read
+# Times whole runs on one capture: synwatch (full analysis with conn and alert logs, with one
+# worker and with one per core; and without logs), the read
 # floor (`tcpdump -r F -w /dev/null`), tcpdump with a SYN filter, tshark's TCP conversations,
 # and argus when installed. Each tool runs RUNS times; the table shows the median wall time,
 # packets per second, the ratio to the tcpdump floor, and the peak RSS (`/usr/bin/time -v`).
@@ -35,8 +36,10 @@ run() {
 {
   run "tcpdump-read" tcpdump -r "$cap" -w /dev/null
   run "tcpdump-syn" tcpdump -r "$cap" -w /dev/null 'tcp[tcpflags] & tcp-syn != 0'
-  run "synwatch" "$sw" read "$cap" -q --conn "$tmp/conn.jsonl" --alerts "$tmp/alerts.jsonl"
-  run "synwatch-no-logs" "$sw" read "$cap" -q
+  cores=$(nproc)
+  run "synwatch-1-worker" "$sw" read "$cap" -q --workers 1 --conn "$tmp/conn.jsonl" --alerts "$tmp/alerts.jsonl"
+  run "synwatch-${cores}-workers" "$sw" read "$cap" -q --workers "$cores" --conn "$tmp/conn.jsonl" --alerts "$tmp/alerts.jsonl"
+  run "synwatch-no-logs" "$sw" read "$cap" -q --workers 1
   if command -v tshark >/dev/null; then run "tshark-conv-tcp" tshark -r "$cap" -q -z conv,tcp; fi
   if command -v argus >/dev/null; then run "argus" argus -r "$cap" -w "$tmp/argus.out"; fi
 } > "$tmp/results"

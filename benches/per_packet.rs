@@ -1,12 +1,27 @@
-//! Per-packet cost of decoding and of flow tracking, on packets of the bundled fixtures.
+//! Per-packet cost of each stage, on packets of the bundled fixtures (criterion prints the
+//! throughput in packets per second):
 //!
-//! `cargo bench --bench per_packet` prints time per iteration over all packets; divide by the
-//! packet count printed at the start for ns/packet.
+//! - `decode`: link layers, IP, TCP/UDP/ICMP (`decode::decode`);
+//! - `flow_table`: the flow table on packets decoded beforehand (lookup, creation, timers,
+//!   the TCP state machine, records at the end);
+//! - `state_machine`: one connection's TCP state machine alone, on an HTTP exchange's segments
+//!   (handshake, request, response, close) replayed into a fresh `Connection`;
+//! - `decode_and_track`: the two together;
+//! - `analyse`: everything a worker does per packet (`analyse::Analyzer`: decode, fragments,
+//!   tunnels, flow table, and the judging of records by the summary and the detectors).
+//!
+//! `cargo bench --bench per_packet`.
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
-use synwatch::decode::{DecodeOptions, decode};
-use synwatch::flow::{FlowTable, TableConfig};
+use std::sync::Arc;
+use synwatch::analyse::Analyzer;
+use synwatch::classify::ports::PortDb;
+use synwatch::decode::{DecodeOptions, Decoded, decode};
+use synwatch::detect::Detector;
+use synwatch::flow::key::Directed;
+use synwatch::flow::{Connection, EndReason, FlowTable, TableConfig, Timeouts};
+use synwatch::rules::Rules;
 use synwatch::time::Micros;
 
 struct Pkt {
@@ -76,10 +91,97 @@ fn bench(c: &mut Criterion) {
                     table.packet(&d, None, None, &mut |r| n += r.orig_pkts);
                 }
             }
-            table.flush(synwatch::flow::EndReason::EndOfInput, &mut |r| {
-                n += r.orig_pkts
-            });
+            table.flush(EndReason::EndOfInput, &mut |r| n += r.orig_pkts);
             black_box(n)
+        })
+    });
+    let decoded: Vec<Decoded> = pkts
+        .iter()
+        .filter_map(|p| {
+            decode(
+                p.linktype,
+                &p.data,
+                p.ts,
+                p.wire_len,
+                DecodeOptions::default(),
+            )
+            .ok()
+        })
+        .collect();
+    g.bench_function("flow_table", |b| {
+        b.iter(|| {
+            let mut table = FlowTable::new(TableConfig::default());
+            let mut n = 0u64;
+            for d in &decoded {
+                table.packet(d, None, None, &mut |r| n += r.orig_pkts);
+            }
+            table.flush(EndReason::EndOfInput, &mut |r| n += r.orig_pkts);
+            black_box(n)
+        })
+    });
+    let db = Arc::new(PortDb::builtin().expect("built-in port table"));
+    // Building an analyzer (histograms, detector tables) is not per-packet work: setup.
+    g.bench_function("analyse", |b| {
+        b.iter_batched(
+            || {
+                Analyzer::new(
+                    TableConfig::default(),
+                    DecodeOptions::default(),
+                    Detector::new(db.clone(), Rules::default()),
+                )
+            },
+            |mut an| {
+                for p in &pkts {
+                    an.packet(p.linktype, &p.data, p.ts, p.wire_len);
+                }
+                an.finish(EndReason::EndOfInput);
+                black_box(an.pending.len())
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    g.finish();
+
+    // One TCP connection (the first of http-curl.pcap: handshake, GET, response, close).
+    let conv: Vec<Decoded> = {
+        let mut cap = pcap::Capture::from_file(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/http-curl.pcap"),
+        )
+        .expect("fixture");
+        let lt = cap.get_datalink().0;
+        let mut v = Vec::new();
+        while let Ok(p) = cap.next_packet() {
+            let ts = Micros::from_timeval(p.header.ts.tv_sec, p.header.ts.tv_usec);
+            if let Ok(d) = decode(lt, p.data, ts, p.header.len, DecodeOptions::default()) {
+                v.push(d);
+            }
+        }
+        let first = Directed::of(&v[0]).expect("ports").key;
+        v.retain(|d| Directed::of(d).is_some_and(|x| x.key == first));
+        v
+    };
+    eprintln!("{} segments in the state-machine conversation", conv.len());
+    let mut g = c.benchmark_group("state_machine");
+    g.throughput(Throughput::Elements(conv.len() as u64));
+    g.bench_function("tcp_conversation", |b| {
+        let dir = Directed::of(&conv[0]).expect("ports");
+        b.iter(|| {
+            let mut c = Connection::new(
+                1,
+                dir.key,
+                dir.src,
+                dir.dst,
+                &conv[0],
+                Timeouts::default().interned(),
+                conv[0].ts,
+            );
+            for d in &conv {
+                let x = Directed::of(d).expect("ports");
+                let side = c.side_of(&x.src);
+                c.set_clock(d.ts, d);
+                c.packet(side, d);
+            }
+            black_box(c.conn_state())
         })
     });
     g.finish();

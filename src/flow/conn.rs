@@ -10,7 +10,7 @@ use crate::decode::{ChecksumVerdict, Decoded, Transport, Vlans};
 use crate::time::Micros;
 
 /// Timer settings, in packet time (ZEEK-SEMANTICS §6; Zeek's defaults).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Timeouts {
     pub tcp_attempt: Micros,
     pub tcp_close: Micros,
@@ -43,6 +43,24 @@ impl Default for Timeouts {
 }
 
 impl Timeouts {
+    /// One shared copy of these settings for the life of the process, so that a connection
+    /// holds a pointer (8 bytes) instead of its own copy (80). Equal settings share one copy;
+    /// a process uses only a few distinct settings (one per run), so the few leaked copies are
+    /// bounded.
+    pub fn interned(self) -> &'static Timeouts {
+        static SEEN: std::sync::Mutex<Vec<&'static Timeouts>> = std::sync::Mutex::new(Vec::new());
+        let mut seen = match SEEN.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Some(t) = seen.iter().find(|t| ***t == self) {
+            return t;
+        }
+        let t: &'static Timeouts = Box::leak(Box::new(self));
+        seen.push(t);
+        t
+    }
+
     /// The names `--timeout` accepts: Zeek's option names (init-bare.zeek), with what each sets.
     pub const NAMES: [(&'static str, &'static str); 10] = [
         (
@@ -319,7 +337,7 @@ pub struct Connection {
     pub tunnel: Option<TunnelKind>,
     /// The outer connections this one was seen inside.
     pub parents: Parents,
-    pub(crate) cfg: Timeouts,
+    pub(crate) cfg: &'static Timeouts,
     /// Heap bookkeeping: the time of this connection's live entry in the timer heap.
     pub(crate) heap_at: Micros,
 }
@@ -333,7 +351,7 @@ impl Connection {
         src: Endpoint,
         dst: Endpoint,
         d: &Decoded,
-        cfg: Timeouts,
+        cfg: &'static Timeouts,
         clock: Micros,
     ) -> Self {
         let arm = clock.max(d.ts);

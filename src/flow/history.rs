@@ -110,33 +110,34 @@ impl History {
     }
 }
 
-/// A counter for the logarithmic letters (C, G, T, W): records at 1, 10, 100, … occurrences.
-#[derive(Clone, Copy, Debug)]
+/// A counter for the logarithmic letters (C, G, T, W): records at 1, 10, 100, … occurrences
+/// (Zeek keeps a threshold that it multiplies by 10; the count alone says the same, in half
+/// the space, and a connection has ten of these).
+#[derive(Clone, Copy, Debug, Default)]
 pub struct Scaled {
     count: u32,
-    threshold: u32,
-}
-
-impl Default for Scaled {
-    fn default() -> Self {
-        Scaled {
-            count: 0,
-            threshold: 1,
-        }
-    }
 }
 
 impl Scaled {
-    /// Counts one occurrence; adds `letter` to `h` when a threshold is reached.
+    /// Counts one occurrence; adds `letter` to `h` when the count reaches a power of ten.
     pub fn hit(&mut self, h: &mut History, letter: u8, from_orig: bool) -> bool {
         self.count = self.count.saturating_add(1);
-        if self.count == self.threshold {
+        let power_of_ten = matches!(
+            self.count,
+            1 | 10
+                | 100
+                | 1_000
+                | 10_000
+                | 100_000
+                | 1_000_000
+                | 10_000_000
+                | 100_000_000
+                | 1_000_000_000
+        );
+        if power_of_ten {
             h.add(letter, from_orig);
-            self.threshold = self.threshold.saturating_mul(10);
-            true
-        } else {
-            false
         }
+        power_of_ten
     }
 
     pub fn count(&self) -> u32 {

@@ -62,6 +62,8 @@ pub struct FlowTable {
     /// Sequence number of the packet being analysed: records are stamped with it.
     seq: u64,
     cfg: TableConfig,
+    /// `cfg.timeouts`, shared by every connection.
+    timeouts: &'static Timeouts,
     pub stats: FlowStats,
 }
 
@@ -81,6 +83,7 @@ impl FlowTable {
                 max_flows: cfg.max_flows.max(1),
                 ..cfg
             },
+            timeouts: cfg.timeouts.interned(),
             stats: FlowStats::default(),
         }
     }
@@ -216,7 +219,7 @@ impl FlowTable {
             dir.src,
             dir.dst,
             d,
-            self.cfg.timeouts,
+            self.timeouts,
             self.clock,
         );
         let i = match self.free.pop() {
