@@ -338,8 +338,6 @@ pub struct Connection {
     /// The outer connections this one was seen inside.
     pub parents: Parents,
     pub(crate) cfg: &'static Timeouts,
-    /// Heap bookkeeping: the time of this connection's live entry in the timer heap.
-    pub(crate) heap_at: Micros,
 }
 
 impl Connection {
@@ -391,7 +389,6 @@ impl Connection {
             tunnel: None,
             parents: Parents::default(),
             cfg,
-            heap_at: Micros::MAX,
         };
         if c.state == ProtoState::Tcp {
             c.timers.expire = Some(arm.saturating_add(cfg.tcp_syn_timeout));

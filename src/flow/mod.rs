@@ -10,6 +10,7 @@ pub mod table;
 pub mod tcp;
 #[cfg(test)]
 mod tests;
+pub mod timers;
 
 pub use conn::{ConnState, Connection, EndReason, Timeouts};
 pub use record::{ConnRecord, Handshake};

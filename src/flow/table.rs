@@ -1,25 +1,30 @@
 //! The flow table: connections by key, their timers in packet time, and a bound on how many
 //! are kept (least recently active evicted first, each still written as a record).
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
 
 use super::conn::{Connection, EndReason, Timeouts};
 use super::key::{Directed, FlowKey};
 use super::record::ConnRecord;
+use super::timers::TimerQueue;
 use crate::decode::tunnel::TunnelKind;
 use crate::decode::{Decoded, Transport};
 use crate::time::Micros;
 
 const NIL: u32 = u32::MAX;
 
-struct Slot {
-    conn: Connection,
+/// What the table keeps of each slot besides its connection, in a dense array of its own:
+/// the timer and eviction bookkeeping touches these for connections it does not otherwise
+/// read, and 24-byte entries side by side cost far fewer cache misses than 800-byte ones.
+#[derive(Clone, Copy, Debug)]
+struct Meta {
+    /// Time of the slot's live entry in the timer queue (`Micros::MAX`: none).
+    heap_at: Micros,
     generation: u32,
-    live: bool,
     /// Least-recently-active list (most recent at the head).
     prev: u32,
     next: u32,
+    live: bool,
 }
 
 /// Counters the table keeps.
@@ -52,9 +57,12 @@ type FastMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
 
 pub struct FlowTable {
     map: FastMap<FlowKey, u32>,
-    slots: Vec<Slot>,
+    /// Connections by slot; `meta` has the same length.
+    conns: Vec<Connection>,
+    meta: Vec<Meta>,
     free: Vec<u32>,
-    heap: BinaryHeap<Reverse<(Micros, u32, u32)>>,
+    /// Each connection's next due time (slot, generation); stale entries are skipped.
+    heap: TimerQueue<(u32, u32)>,
     lru_head: u32,
     lru_tail: u32,
     clock: Micros,
@@ -71,9 +79,10 @@ impl FlowTable {
     pub fn new(cfg: TableConfig) -> Self {
         FlowTable {
             map: FastMap::with_hasher(foldhash::fast::FixedState::with_seed(0x5eed_f10e)),
-            slots: Vec::new(),
+            conns: Vec::new(),
+            meta: Vec::new(),
             free: Vec::new(),
-            heap: BinaryHeap::new(),
+            heap: TimerQueue::new(),
             lru_head: NIL,
             lru_tail: NIL,
             clock: Micros(i64::MIN),
@@ -133,7 +142,7 @@ impl FlowTable {
         };
         let mut idx = self.map.get(&dir.key).copied();
         if let (Some(i), Transport::Tcp(seg)) = (idx, d.transport)
-            && self.slot(i).is_some_and(|s| s.conn.tcp_is_reuse(&seg))
+            && self.live(i).is_some_and(|c| c.tcp_is_reuse(&seg))
         {
             self.stats.reused += 1;
             self.remove(i, EndReason::Reused, self.clock, emit);
@@ -144,46 +153,52 @@ impl FlowTable {
             None => self.create(&dir, d, emit),
         };
         self.touch(i);
-        let slot = self.slots.get_mut(i as usize)?;
-        let side = slot.conn.side_of(&dir.src);
-        slot.conn.set_clock(self.clock, d);
-        slot.conn.packet(side, d);
+        let conn = self.conns.get_mut(i as usize)?;
+        let side = conn.side_of(&dir.src);
+        conn.set_clock(self.clock, d);
+        conn.packet(side, d);
         if let Some(p) = parent {
-            slot.conn.parents.add(p);
+            conn.parents.add(p);
         }
         if carries.is_some() {
-            slot.conn.tunnel = carries;
+            conn.tunnel = carries;
         }
-        let id = slot.conn.flow_id;
-        let due = slot.conn.next_due();
-        if due < slot.conn.heap_at {
-            slot.conn.heap_at = due;
-            self.heap.push(Reverse((due, i, slot.generation)));
+        let id = conn.flow_id;
+        let due = conn.next_due().max(self.heap.floor());
+        let meta = self.meta.get_mut(i as usize)?;
+        if due < meta.heap_at {
+            meta.heap_at = due;
+            self.heap.push(due, (i, meta.generation));
         }
         Some(id)
     }
 
     /// Runs every timer due at or before `now`.
     pub fn advance(&mut self, now: Micros, emit: &mut impl FnMut(ConnRecord)) {
-        while let Some(&Reverse((at, i, generation))) = self.heap.peek() {
+        while let Some(at) = self.heap.peek_time() {
             if at > now {
                 break;
             }
-            self.heap.pop();
-            let Some(slot) = self.slots.get_mut(i as usize) else {
+            let Some((at, (i, generation))) = self.heap.pop() else {
+                break;
+            };
+            let Some(meta) = self.meta.get_mut(i as usize) else {
                 continue;
             };
-            if !slot.live || slot.generation != generation || slot.conn.heap_at != at {
+            if !meta.live || meta.generation != generation || meta.heap_at != at {
                 continue; // stale entry
             }
-            slot.conn.heap_at = Micros::MAX;
-            match slot.conn.fire_timers(now) {
+            meta.heap_at = Micros::MAX;
+            let Some(conn) = self.conns.get_mut(i as usize) else {
+                continue;
+            };
+            match conn.fire_timers(now) {
                 Some(reason) => self.remove(i, reason, at, emit),
                 None => {
-                    let due = slot.conn.next_due();
+                    let due = conn.next_due().max(self.heap.floor());
                     if due < Micros::MAX {
-                        slot.conn.heap_at = due;
-                        self.heap.push(Reverse((due, i, generation)));
+                        meta.heap_at = due;
+                        self.heap.push(due, (i, generation));
                     }
                 }
             }
@@ -195,15 +210,19 @@ impl FlowTable {
         // Oldest first, so records come out in a stable, meaningful order.
         let mut i = self.lru_tail;
         while i != NIL {
-            let prev = self.slots.get(i as usize).map_or(NIL, |s| s.prev);
+            let prev = self.meta.get(i as usize).map_or(NIL, |m| m.prev);
             self.remove(i, reason, Micros::MAX, emit);
             i = prev;
         }
         self.heap.clear();
     }
 
-    fn slot(&self, i: u32) -> Option<&Slot> {
-        self.slots.get(i as usize).filter(|s| s.live)
+    /// The connection in slot `i`, when the slot is in use.
+    fn live(&self, i: u32) -> Option<&Connection> {
+        self.meta
+            .get(i as usize)
+            .filter(|m| m.live)
+            .and_then(|_| self.conns.get(i as usize))
     }
 
     fn create(&mut self, dir: &Directed, d: &Decoded, emit: &mut impl FnMut(ConnRecord)) -> u32 {
@@ -222,26 +241,31 @@ impl FlowTable {
             self.timeouts,
             self.clock,
         );
+        let fresh = Meta {
+            heap_at: Micros::MAX,
+            generation: 0,
+            prev: NIL,
+            next: NIL,
+            live: true,
+        };
         let i = match self.free.pop() {
             Some(i) => {
-                if let Some(s) = self.slots.get_mut(i as usize) {
-                    s.conn = conn;
-                    s.generation = s.generation.wrapping_add(1);
-                    s.live = true;
-                    s.prev = NIL;
-                    s.next = NIL;
+                if let (Some(c), Some(m)) = (
+                    self.conns.get_mut(i as usize),
+                    self.meta.get_mut(i as usize),
+                ) {
+                    *c = conn;
+                    *m = Meta {
+                        generation: m.generation.wrapping_add(1),
+                        ..fresh
+                    };
                 }
                 i
             }
             None => {
-                self.slots.push(Slot {
-                    conn,
-                    generation: 0,
-                    live: true,
-                    prev: NIL,
-                    next: NIL,
-                });
-                (self.slots.len() - 1) as u32
+                self.conns.push(conn);
+                self.meta.push(fresh);
+                (self.conns.len() - 1) as u32
             }
         };
         self.map.insert(dir.key, i);
@@ -260,17 +284,18 @@ impl FlowTable {
         due: Micros,
         emit: &mut impl FnMut(ConnRecord),
     ) {
-        let Some(slot) = self.slots.get_mut(i as usize) else {
+        let Some(meta) = self.meta.get_mut(i as usize).filter(|m| m.live) else {
             return;
         };
-        if !slot.live {
+        meta.live = false;
+        meta.heap_at = Micros::MAX;
+        let Some(conn) = self.conns.get(i as usize) else {
             return;
-        }
-        slot.live = false;
-        let mut rec = ConnRecord::from_conn(&slot.conn, reason);
+        };
+        let mut rec = ConnRecord::from_conn(conn, reason);
         rec.seq = self.seq;
         rec.due = due;
-        let key = slot.conn.key;
+        let key = conn.key;
         self.unlink(i);
         self.map.remove(&key);
         self.free.push(i);
@@ -286,12 +311,12 @@ impl FlowTable {
 
     fn link_front(&mut self, i: u32) {
         let old = self.lru_head;
-        if let Some(s) = self.slots.get_mut(i as usize) {
-            s.prev = NIL;
-            s.next = old;
+        if let Some(m) = self.meta.get_mut(i as usize) {
+            m.prev = NIL;
+            m.next = old;
         }
-        if let Some(s) = self.slots.get_mut(old as usize) {
-            s.prev = i;
+        if let Some(m) = self.meta.get_mut(old as usize) {
+            m.prev = i;
         }
         self.lru_head = i;
         if self.lru_tail == NIL {
@@ -300,11 +325,11 @@ impl FlowTable {
     }
 
     fn unlink(&mut self, i: u32) {
-        let (prev, next) = match self.slots.get(i as usize) {
-            Some(s) => (s.prev, s.next),
+        let (prev, next) = match self.meta.get(i as usize) {
+            Some(m) => (m.prev, m.next),
             None => return,
         };
-        match self.slots.get_mut(prev as usize) {
+        match self.meta.get_mut(prev as usize) {
             Some(p) => p.next = next,
             None => {
                 if self.lru_head == i {
@@ -312,7 +337,7 @@ impl FlowTable {
                 }
             }
         }
-        match self.slots.get_mut(next as usize) {
+        match self.meta.get_mut(next as usize) {
             Some(n) => n.prev = prev,
             None => {
                 if self.lru_tail == i {
@@ -320,9 +345,9 @@ impl FlowTable {
                 }
             }
         }
-        if let Some(s) = self.slots.get_mut(i as usize) {
-            s.prev = NIL;
-            s.next = NIL;
+        if let Some(m) = self.meta.get_mut(i as usize) {
+            m.prev = NIL;
+            m.next = NIL;
         }
     }
 }
