@@ -35,30 +35,37 @@ impl Micros {
     }
 
     /// Writes `YYYY-MM-DDTHH:MM:SS.ffffffZ` (RFC 3339, UTC, microseconds) into `out`.
+    ///
+    /// Records come in bursts within the same second, so the date and time of day are kept
+    /// per thread for the last second written, and only the microseconds are rendered anew.
     pub fn write_rfc3339(self, out: &mut String) {
+        thread_local! {
+            static LAST: std::cell::Cell<(i64, [u8; 19])> =
+                const { std::cell::Cell::new((i64::MIN, [0; 19])) };
+        }
         let secs = self.0.div_euclid(1_000_000);
         let micros = self.0.rem_euclid(1_000_000);
-        let days = secs.div_euclid(86_400);
-        let sod = secs.rem_euclid(86_400);
-        let (y, m, d) = civil_from_days(days);
-        use crate::output::text::push_padded;
-        if (0..=9999).contains(&y) {
-            push_padded(out, y as u64, 4);
-        } else {
-            let _ = write!(out, "{y:04}");
+        let (cached, mut head) = LAST.with(|c| c.get());
+        if cached != secs {
+            head = [0; 19];
+            let mut s = String::with_capacity(19);
+            date_time(secs, &mut s);
+            if let (Some(dst), Some(src), 19) = (head.get_mut(..), s.as_bytes().get(..19), s.len())
+            {
+                dst.copy_from_slice(src);
+                LAST.with(|c| c.set((secs, head)));
+            } else {
+                // A year beyond four digits: no caching, written as is.
+                out.push_str(&s);
+                out.push('.');
+                crate::output::text::push_padded(out, micros as u64, 6);
+                out.push('Z');
+                return;
+            }
         }
-        for (sep, v) in [
-            ('-', u64::from(m)),
-            ('-', u64::from(d)),
-            ('T', (sod / 3600) as u64),
-            (':', ((sod / 60) % 60) as u64),
-            (':', (sod % 60) as u64),
-        ] {
-            out.push(sep);
-            push_padded(out, v, 2);
-        }
+        out.push_str(std::str::from_utf8(&head).unwrap_or("0000-00-00T00:00:00"));
         out.push('.');
-        push_padded(out, micros as u64, 6);
+        crate::output::text::push_padded(out, micros as u64, 6);
         out.push('Z');
     }
 
@@ -73,6 +80,29 @@ impl Micros {
         let secs = self.0.div_euclid(1_000_000);
         let micros = self.0.rem_euclid(1_000_000);
         let _ = write!(out, "{secs}.{micros:06}");
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` of a second since the epoch.
+fn date_time(secs: i64, out: &mut String) {
+    use crate::output::text::push_padded;
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    if (0..=9999).contains(&y) {
+        push_padded(out, y as u64, 4);
+    } else {
+        let _ = write!(out, "{y:04}");
+    }
+    for (sep, v) in [
+        ('-', u64::from(m)),
+        ('-', u64::from(d)),
+        ('T', (sod / 3600) as u64),
+        (':', ((sod / 60) % 60) as u64),
+        (':', (sod % 60) as u64),
+    ] {
+        out.push(sep);
+        push_padded(out, v, 2);
     }
 }
 
@@ -107,6 +137,24 @@ mod tests {
             "2000-02-29T00:00:00.000001Z"
         );
         assert_eq!(Micros(-1).to_rfc3339(), "1969-12-31T23:59:59.999999Z");
+    }
+
+    #[test]
+    fn rfc3339_cache_follows_the_second() {
+        let t = Micros::from_timeval(1_300_475_167, 0);
+        for (m, want) in [
+            (t, "2011-03-18T19:06:07.000000Z"),
+            (Micros(t.0 + 5), "2011-03-18T19:06:07.000005Z"),
+            (Micros(t.0 + 1_000_001), "2011-03-18T19:06:08.000001Z"),
+            (t, "2011-03-18T19:06:07.000000Z"),
+            (
+                Micros::from_secs(253_402_300_800),
+                "10000-01-01T00:00:00.000000Z",
+            ),
+            (Micros(t.0 + 7), "2011-03-18T19:06:07.000007Z"),
+        ] {
+            assert_eq!(m.to_rfc3339(), want);
+        }
     }
 
     #[test]

@@ -341,11 +341,11 @@ struct Scanner {
 #[derive(Default)]
 struct Detail {
     /// Distinct ports per target (first targets only), with the time of the target's first probe.
-    per_target: HashMap<Addr, (Micros, DistinctSet)>,
+    per_target: HashMap<Addr, (Micros, DistinctSet), foldhash::fast::FixedState>,
     /// A target got `burst_ports` distinct ports within `burst_window`.
     burst: bool,
     /// Distinct targets per port (first ports only).
-    per_port: HashMap<u16, DistinctSet>,
+    per_port: HashMap<u16, DistinctSet, foldhash::fast::FixedState>,
     targets: DistinctSet,
     ports: DistinctSet,
     pairs: DistinctSet,
