@@ -116,9 +116,18 @@ impl Analyzer {
 
     /// Ends every connection still open and accounts it.
     pub fn finish(&mut self, reason: EndReason) {
+        while !self.finish_some(reason, usize::MAX) {}
+    }
+
+    /// Ends up to `max` of the connections still open (in flow-id order) and accounts them;
+    /// returns true, having finished the summary, when none is left.
+    pub fn finish_some(&mut self, reason: EndReason, max: usize) -> bool {
         let pending = &mut self.pending;
-        self.table.flush(reason, &mut |r| pending.push(r));
+        let done = self.table.flush_some(reason, max, &mut |r| pending.push(r));
         self.judge_new();
+        if !done {
+            return false;
+        }
         if self.judging {
             self.detector.finish(&mut self.alerts);
             self.summary.detect = self.detector.stats;
@@ -126,6 +135,7 @@ impl Analyzer {
         }
         self.summary.flow_stats = self.table.stats;
         self.summary.defrag = self.defrag.stats;
+        true
     }
 
     /// Judges the records written since the last call, in canonical order.

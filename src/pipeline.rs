@@ -309,9 +309,10 @@ enum Feed {
 struct WorkerOut {
     worker: usize,
     records: Vec<ConnRecord>,
-    /// The sequence number of the last packet this worker has seen: its records with a lower
-    /// number are all sent. `u64::MAX` with the last message.
-    upto: u64,
+    /// Every record this worker sends from now on comes at or after this in canonical order
+    /// ([`ConnRecord::order`]): after a batch, (the last packet's number, earliest, 0); while
+    /// flushing at the end, just past the last flow id sent; all `MAX` with the last message.
+    upto: Order,
     /// Sent from a live idle tick: release everything held (order matters less than delay).
     ticked: bool,
     /// The worker's clock (packet time), for the detectors' expiry in live capture.
@@ -320,6 +321,16 @@ struct WorkerOut {
     /// The worker's packet-level summary, with its last message.
     end: Option<Box<Summary>>,
 }
+
+/// A position in the canonical order of records.
+type Order = (u64, Micros, u64);
+
+/// The position before every record of packet `seq`.
+fn before_packet(seq: u64) -> Order {
+    (seq, Micros(i64::MIN), 0)
+}
+
+const END: Order = (u64::MAX, Micros::MAX, u64::MAX);
 
 /// A worker's counters for `stats` events.
 #[derive(Clone, Copy, Debug, Default)]
@@ -355,7 +366,7 @@ fn run_worker(
         created: an.table.stats.created,
         evicted: an.table.stats.evicted,
     };
-    let send = |an: &mut Analyzer, upto: u64, ticked: bool, end: Option<Box<Summary>>| {
+    let send = |an: &mut Analyzer, upto: Order, ticked: bool, end: Option<Box<Summary>>| {
         let mut records = rec_back.try_recv().unwrap_or_default();
         std::mem::swap(&mut records, &mut an.pending);
         if an.pending.capacity() == 0 {
@@ -396,7 +407,7 @@ fn run_worker(
                     b.clear();
                     let _ = back_tx.try_send(b);
                 }
-                let upto = an.seq();
+                let upto = before_packet(an.seq());
                 send(&mut an, upto, false, None);
             }
             Err(RecvTimeoutError::Timeout) => {
@@ -405,21 +416,29 @@ fn run_worker(
                     let elapsed = Micros(at.elapsed().as_micros().min(i64::MAX as u128) as i64);
                     an.tick(ts.saturating_add(elapsed));
                 }
-                let upto = an.seq();
+                let upto = before_packet(an.seq());
                 send(&mut an, upto, true, None);
             }
             Err(RecvTimeoutError::Disconnected) => break,
         }
     }
-    an.finish(end_reason);
+    // The connections still open, in flow-id order and in chunks, so that the merge stage
+    // can write them as they come rather than hold them all.
+    let mut upto = before_packet(an.seq());
+    while !an.finish_some(end_reason, RECORD_CHUNK) {
+        if let Some(last) = an.pending.last() {
+            upto = (last.seq, last.due, last.flow_id.saturating_add(1));
+        }
+        send(&mut an, upto, false, None);
+    }
     let summary = std::mem::take(&mut an.summary);
-    send(&mut an, u64::MAX, false, Some(Box::new(summary)));
+    send(&mut an, END, false, Some(Box::new(summary)));
 }
 
 /// The merge stage's order keeping: records from every worker, released in canonical order
 /// ([`ConnRecord::order`]) once every worker has moved past them.
 struct Merge {
-    upto: Vec<u64>,
+    upto: Vec<Order>,
     held: Vec<ConnRecord>,
 }
 
@@ -431,15 +450,15 @@ impl Merge {
             *u = (*u).max(m.upto);
         }
         let limit = if m.ticked {
-            u64::MAX
+            END
         } else {
-            self.upto.iter().copied().min().unwrap_or(u64::MAX)
+            self.upto.iter().copied().min().unwrap_or(END)
         };
-        if self.held.iter().all(|r| r.seq >= limit) {
+        if self.held.iter().all(|r| r.order() >= limit) {
             return;
         }
         self.held.sort_unstable_by_key(ConnRecord::order);
-        let n = self.held.partition_point(|r| r.seq < limit);
+        let n = self.held.partition_point(|r| r.order() < limit);
         out.extend(self.held.drain(..n));
     }
 }
@@ -546,7 +565,7 @@ fn analyse_and_write(
     detector.set_early_alerts(live);
     let mut summary = Summary::default();
     let mut merge = Merge {
-        upto: vec![0; n],
+        upto: vec![before_packet(0); n],
         held: Vec::new(),
     };
     let mut gauges = vec![Gauges::default(); n];
@@ -617,11 +636,11 @@ fn analyse_and_write(
         chunk.stats.clear();
     }
     // Every worker has ended: whatever is still held is final.
-    merge.upto.fill(u64::MAX);
+    merge.upto.fill(END);
     let mut last = WorkerOut {
         worker: 0,
         records: Vec::new(),
-        upto: u64::MAX,
+        upto: END,
         ticked: true,
         clock,
         gauges: Gauges::default(),

@@ -308,7 +308,7 @@ pub struct Timers {
 }
 
 /// One tracked connection.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Connection {
     pub flow_id: u64,
     pub key: FlowKey,
@@ -336,7 +336,8 @@ pub struct Connection {
     /// The tunnel this connection's packets carry, if any (it is a tunnel's outer connection).
     pub tunnel: Option<TunnelKind>,
     /// The outer connections this one was seen inside.
-    pub parents: Parents,
+    /// Allocated for the connections seen inside a tunnel only.
+    pub parents: Option<Box<Parents>>,
     pub(crate) cfg: &'static Timeouts,
 }
 
@@ -387,7 +388,7 @@ impl Connection {
             timers: Timers::default(),
             vlans: d.vlans,
             tunnel: None,
-            parents: Parents::default(),
+            parents: None,
             cfg,
         };
         if c.state == ProtoState::Tcp {

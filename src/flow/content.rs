@@ -15,17 +15,24 @@
 pub const MAX_BLOCKS: usize = 4;
 
 /// One direction's reassembly state.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct ContentTracker {
     /// End of the contiguous data seen (Zeek's `last_reassem_seq`).
     last_reassem: u64,
     /// Acknowledged up to here (Zeek's `trim_seq`).
     trim: u64,
-    /// Out-of-order ranges `[seq, upper)` above `last_reassem`, sorted, disjoint.
-    blocks: [(u64, u64); MAX_BLOCKS],
-    nblocks: u8,
+    /// Out-of-order ranges, allocated when the first one arrives and kept for the life of the
+    /// connection (most connections never see one, and the tracker stays small for them).
+    ooo: Option<Box<Ranges>>,
     /// Times two ranges were merged because the table was full.
     pub merged: u32,
+}
+
+/// Out-of-order ranges `[seq, upper)` above `last_reassem`, sorted, disjoint.
+#[derive(Clone, Debug, Default)]
+struct Ranges {
+    blocks: [(u64, u64); MAX_BLOCKS],
+    n: u8,
 }
 
 impl Default for ContentTracker {
@@ -33,8 +40,7 @@ impl Default for ContentTracker {
         ContentTracker {
             last_reassem: 1,
             trim: 1,
-            blocks: [(0, 0); MAX_BLOCKS],
-            nblocks: 0,
+            ooo: None,
             merged: 0,
         }
     }
@@ -49,7 +55,10 @@ pub struct Gap {
 
 impl ContentTracker {
     fn blocks(&self) -> &[(u64, u64)] {
-        self.blocks.get(..usize::from(self.nblocks)).unwrap_or(&[])
+        match &self.ooo {
+            Some(r) => r.blocks.get(..usize::from(r.n)).unwrap_or(&[]),
+            None => &[],
+        }
     }
 
     /// Data `[seq, seq + len)` was sent (Zeek's `TCP_Reassembler::DataSent` and `NewBlock`);
@@ -77,10 +86,7 @@ impl ContentTracker {
         }
         // Out of order: merge with overlapping or touching ranges, keep sorted.
         let mut i = 0;
-        while i < usize::from(self.nblocks) {
-            let Some(&(bs, bu)) = self.blocks.get(i) else {
-                break;
-            };
+        while let Some(&(bs, bu)) = self.blocks().get(i) {
             if bu < seq || bs > upper {
                 i += 1;
                 continue;
@@ -103,20 +109,24 @@ impl ContentTracker {
     }
 
     fn remove_block(&mut self, i: usize) {
-        let n = usize::from(self.nblocks);
+        let Some(r) = self.ooo.as_mut() else {
+            return;
+        };
+        let n = usize::from(r.n);
         // `i < n` makes the tail non-empty, so rotating it by one is fine.
-        if let Some(tail) = self.blocks.get_mut(i..n).filter(|t| !t.is_empty()) {
+        if let Some(tail) = r.blocks.get_mut(i..n).filter(|t| !t.is_empty()) {
             tail.rotate_left(1);
-            self.nblocks -= 1;
+            r.n -= 1;
         }
     }
 
     fn insert_block(&mut self, seq: u64, upper: u64) {
-        if usize::from(self.nblocks) == MAX_BLOCKS {
+        let r = self.ooo.get_or_insert_with(Box::default);
+        if usize::from(r.n) == MAX_BLOCKS {
             // Merge the two neighbours with the smallest hole between them.
             let mut best = 0;
             let mut best_hole = u64::MAX;
-            for (i, w) in self.blocks.windows(2).enumerate() {
+            for (i, w) in r.blocks.windows(2).enumerate() {
                 if let [a, b] = w {
                     let hole = b.0.saturating_sub(a.1);
                     if hole < best_hole {
@@ -125,20 +135,24 @@ impl ContentTracker {
                     }
                 }
             }
-            let next_upper = self.blocks.get(best + 1).map(|b| b.1);
-            if let (Some(u), Some(b)) = (next_upper, self.blocks.get_mut(best)) {
+            let next_upper = r.blocks.get(best + 1).map(|b| b.1);
+            if let (Some(u), Some(b)) = (next_upper, r.blocks.get_mut(best)) {
                 b.1 = u;
             }
-            self.remove_block(best + 1);
+            // Drop range `best + 1` (now inside `best`).
+            if let Some(tail) = r.blocks.get_mut(best + 1..).filter(|t| !t.is_empty()) {
+                tail.rotate_left(1);
+                r.n -= 1;
+            }
             self.merged = self.merged.saturating_add(1);
         }
-        let n = usize::from(self.nblocks);
-        if let Some(slot) = self.blocks.get_mut(n) {
+        let n = usize::from(r.n);
+        if let Some(slot) = r.blocks.get_mut(n) {
             *slot = (seq, upper);
-            self.nblocks += 1;
+            r.n += 1;
         }
         // The ranges are disjoint, so sorting by start keeps them in order.
-        if let Some(used) = self.blocks.get_mut(..=n) {
+        if let Some(used) = r.blocks.get_mut(..=n) {
             used.sort_unstable();
         }
     }

@@ -116,7 +116,7 @@ impl ConnRecord {
             synack_ack_us: us(t.synack_ts, t.ack_ts),
             vlans: c.vlans,
             tunnel: c.tunnel,
-            parents: c.parents,
+            parents: c.parents.as_deref().copied().unwrap_or_default(),
             seq: 0,
             due: Micros::MAX,
         }

@@ -70,6 +70,8 @@ pub struct FlowTable {
     /// Sequence number of the packet being analysed: records are stamped with it.
     seq: u64,
     cfg: TableConfig,
+    /// Connections still to end while flushing: (flow id, slot), highest id first.
+    flushing: Option<Vec<(u64, u32)>>,
     /// `cfg.timeouts`, shared by every connection.
     timeouts: &'static Timeouts,
     pub stats: FlowStats,
@@ -92,6 +94,7 @@ impl FlowTable {
                 max_flows: cfg.max_flows.max(1),
                 ..cfg
             },
+            flushing: None,
             timeouts: cfg.timeouts.interned(),
             stats: FlowStats::default(),
         }
@@ -158,7 +161,7 @@ impl FlowTable {
         conn.set_clock(self.clock, d);
         conn.packet(side, d);
         if let Some(p) = parent {
-            conn.parents.add(p);
+            conn.parents.get_or_insert_with(Box::default).add(p);
         }
         if carries.is_some() {
             conn.tunnel = carries;
@@ -205,16 +208,48 @@ impl FlowTable {
         }
     }
 
-    /// Ends every open connection (end of input or shutdown).
+    /// Ends every open connection (end of input or shutdown), in flow-id order.
     pub fn flush(&mut self, reason: EndReason, emit: &mut impl FnMut(ConnRecord)) {
-        // Oldest first, so records come out in a stable, meaningful order.
-        let mut i = self.lru_tail;
-        while i != NIL {
-            let prev = self.meta.get(i as usize).map_or(NIL, |m| m.prev);
-            self.remove(i, reason, Micros::MAX, emit);
-            i = prev;
+        while !self.flush_some(reason, usize::MAX, emit) {}
+    }
+
+    /// Ends up to `max` open connections, in flow-id order (the canonical order of records
+    /// written at the end, so that a merge stage can pass them on as they come instead of
+    /// holding every one). Returns true when none is left; the flow id of the last record
+    /// emitted is then the highest.
+    pub fn flush_some(
+        &mut self,
+        reason: EndReason,
+        max: usize,
+        emit: &mut impl FnMut(ConnRecord),
+    ) -> bool {
+        if self.flushing.is_none() {
+            let mut order: Vec<(u64, u32)> = self
+                .meta
+                .iter()
+                .zip(&self.conns)
+                .enumerate()
+                .filter(|(_, (m, _))| m.live)
+                .map(|(i, (_, c))| (c.flow_id, i as u32))
+                .collect();
+            // Highest first: `pop` takes the lowest.
+            order.sort_unstable_by(|a, b| b.cmp(a));
+            self.flushing = Some(order);
         }
-        self.heap.clear();
+        let mut n = 0;
+        while n < max {
+            let Some((_, i)) = self.flushing.as_mut().and_then(|o| o.pop()) else {
+                break;
+            };
+            self.remove(i, reason, Micros::MAX, emit);
+            n += 1;
+        }
+        let done = self.flushing.as_ref().is_none_or(|o| o.is_empty());
+        if done {
+            self.flushing = None;
+            self.heap.clear();
+        }
+        done
     }
 
     /// The connection in slot `i`, when the slot is in use.

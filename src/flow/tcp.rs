@@ -7,7 +7,7 @@
 
 use super::conn::Connection;
 use super::content::ContentTracker;
-use super::history::{Once, Scaled};
+use super::history::{History, Once, Scaled};
 use crate::decode::TcpSegment;
 use crate::time::Micros;
 
@@ -54,7 +54,7 @@ fn seq_delta(a: u32, b: u32) -> i32 {
 }
 
 /// One side of a TCP connection.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct TcpEndpoint {
     pub state: EndpointState,
     pub prev_state: EndpointState,
@@ -168,7 +168,7 @@ impl TcpEndpoint {
 }
 
 /// TCP state of one connection: its two endpoints, indexed by side (not by role).
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct TcpConn {
     pub ep: [TcpEndpoint; 2],
     /// Zeek's `is_active`: timers still matter.
@@ -206,6 +206,12 @@ impl Connection {
     fn ep_mut(&mut self, side: usize) -> &mut TcpEndpoint {
         let [a, b] = &mut self.tcp_mut().ep;
         if side & 1 == 0 { a } else { b }
+    }
+
+    /// One endpoint and the history, borrowed together.
+    fn ep_and_history(&mut self, side: usize) -> (&mut TcpEndpoint, &mut History) {
+        let [a, b] = &mut self.tcp.ep;
+        (if side & 1 == 0 { a } else { b }, &mut self.history)
     }
 
     /// Zeek's `TCP_Endpoint::SetState`, including the switch to the TCP inactivity timeout when
@@ -328,7 +334,7 @@ impl Connection {
         let partial = self.tcp().is_partial;
         let report = self.ep(side).is_clean() && self.ep(side ^ 1).is_clean();
         let from_orig = side == self.orig_side();
-        let mut e = *self.ep(side);
+        let (e, history) = self.ep_and_history(side);
         let mut gap_hits = 0u32;
         let mut missed = 0u64;
         e.content.ack_received(rel_ack, e.fin_rel, partial, |g| {
@@ -338,10 +344,9 @@ impl Connection {
         if report {
             e.missed = e.missed.saturating_add(missed);
             for _ in 0..gap_hits {
-                e.gap.hit(&mut self.history, b'G', from_orig);
+                e.gap.hit(history, b'G', from_orig);
             }
         }
-        *self.ep_mut(side) = e;
     }
 
     fn note_handshake(&mut self, side: usize, seg: &TcpSegment, ts: Micros) {
@@ -480,22 +485,22 @@ impl Connection {
     /// Zeek's `update_last_seq`: advances the highest sequence seen and counts retransmissions.
     fn update_last_seq(&mut self, side: usize, last_seq: u32, seg: &TcpSegment, len: u32) -> i32 {
         let from_orig = side == self.orig_side();
-        let e = *self.ep(side);
-        let delta_last = seq_delta(last_seq, e.last_seq);
+        let e = self.ep(side);
+        let (e_last, e_start, e_state) = (e.last_seq, e.start_seq, e.state);
+        let delta_last = seq_delta(last_seq, e_last);
         if (seg.syn() || seg.rst())
             && !(-TOO_LARGE_SEQ_DELTA..=TOO_LARGE_SEQ_DELTA).contains(&delta_last)
         {
             // Outlandish SYN/RST sequence numbers are not trusted.
-        } else if seg.fin() && e.last_seq == e.start_seq.wrapping_add(1) {
+        } else if seg.fin() && e_last == e_start.wrapping_add(1) {
             self.ep_mut(side).update_last_seq(last_seq);
-        } else if e.state == EndpointState::Reset {
+        } else if e_state == EndpointState::Reset {
             // Nothing after a RST is trusted.
         } else if delta_last > 0 {
             self.ep_mut(side).update_last_seq(last_seq);
         } else if len > 0 {
-            let mut r = e.rxmt;
-            r.hit(&mut self.history, b'T', from_orig);
-            self.ep_mut(side).rxmt = r;
+            let (e, history) = self.ep_and_history(side);
+            e.rxmt.hit(history, b'T', from_orig);
         }
         delta_last
     }
@@ -601,7 +606,7 @@ impl Connection {
                 }
                 if seg.fin() && !seg.rst() {
                     self.set_state(side, EndpointState::Closed);
-                    let p = *self.ep(peer);
+                    let p = self.ep(peer);
                     if p.state == EndpointState::Reset && p.prev_state == EndpointState::Closed {
                         // The peer sent FIN then RST: that was a normal close.
                         self.set_state(peer, EndpointState::Closed);
@@ -612,7 +617,7 @@ impl Connection {
                 if seg.rst() {
                     self.set_state(side, EndpointState::Reset);
                     do_close = true;
-                    let p = *self.ep(peer);
+                    let p = self.ep(peer);
                     if p.state != EndpointState::Reset || p.prev_state != EndpointState::Established
                     {
                         self.tcp_mut().is_active = false;
@@ -643,12 +648,13 @@ impl Connection {
             return;
         }
         self.ep_mut(side).did_close = true;
-        let e = *self.ep(side);
-        let p = *self.ep(peer);
+        let (e, p) = (self.ep(side), self.ep(peer));
+        let (e_state, e_prev) = (e.state, e.prev_state);
+        let (p_state, p_did_close) = (p.state, p.did_close);
         let complete =
-            e.state == EndpointState::Reset || p.did_close || p.state == EndpointState::Inactive;
+            e_state == EndpointState::Reset || p_did_close || p_state == EndpointState::Inactive;
         if complete {
-            if (e.prev_state != EndpointState::Inactive || p.state != EndpointState::Inactive)
+            if (e_prev != EndpointState::Inactive || p_state != EndpointState::Inactive)
                 && gen_event
             {
                 self.tcp_mut().is_active = false;
@@ -656,7 +662,7 @@ impl Connection {
             self.timers.attempt = None;
             self.timers.expire = None;
             self.timers.delete = Some(self.timer_time.saturating_add(self.cfg_close_delay()));
-        } else if e.prev_state != EndpointState::Inactive {
+        } else if e_prev != EndpointState::Inactive {
             let at = self.timer_time.saturating_add(self.cfg_session_timer());
             self.timers.expire = Some(self.timers.expire.map_or(at, |x| x.min(at)));
         }
