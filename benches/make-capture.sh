@@ -5,11 +5,15 @@
 # The result is real tool traffic (curl, nmap, hping3, ssh-like, DNS-like, VXLAN, IPv6, VLAN)
 # multiplied into many distinct flows.
 #
-# usage: benches/make-capture.sh OUT.pcap [COPIES]   (default 200 copies, about 2.5 M packets)
+# usage: benches/make-capture.sh OUT.pcap [COPIES [EXTRA.pcap ...]]   (default 200 copies)
+# EXTRA captures join the fixtures before multiplying: e.g. a bulk-transfer recording from
+# benches/record-bulk.sh, for traffic of mixed packet sizes rather than mostly small ones.
 # needs: tcprewrite (tcpreplay), editcap and mergecap (wireshark-common), capinfos
 set -euo pipefail
 out=${1:?usage: make-capture.sh OUT.pcap [COPIES]}
 copies=${2:-200}
+shift $(( $# >= 2 ? 2 : $# ))
+extra=("$@")
 here=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -21,7 +25,7 @@ for f in "$here"/fixtures/*.pcap; do
   esac
   inputs+=("$f")
 done
-mergecap -F pcap -w "$work/base.pcap" "${inputs[@]}"
+mergecap -F pcap -w "$work/base.pcap" "${inputs[@]}" "${extra[@]}"
 parts=()
 for i in $(seq 0 $((copies - 1))); do
   a=$((i / 250 + 1)); b=$((i % 250 + 1))

@@ -228,7 +228,8 @@ pub struct CommonArgs {
     #[arg(long, default_value_t = 1_000_000, value_name = "N")]
     pub max_flows: usize,
 
-    /// Analysis threads (default: one per core). Flows are sharded by their address pair; the
+    /// Analysis threads (default: one per core but one, left to the capture and merge
+    /// threads). Flows are sharded by their address pair; the
     /// records, alerts and summary do not depend on the number (with `--max-flows` split
     /// evenly, only which flows get evicted under pressure can differ).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
