@@ -33,7 +33,7 @@ pub struct PacketBatch {
 
 impl PacketBatch {
     /// Most packets a batch carries before it is sent.
-    pub const MAX_PACKETS: usize = 256;
+    pub const MAX_PACKETS: usize = 1024;
     /// Most arena bytes a batch carries before it is sent.
     pub const MAX_BYTES: usize = 1 << 20;
 
