@@ -442,12 +442,19 @@ fn run_worker(
 struct Merge {
     upto: Vec<Order>,
     held: Vec<ConnRecord>,
+    /// Scratch: the order and index of the records being released.
+    keys: Vec<(Order, u32)>,
 }
 
 impl Merge {
     /// Takes a worker's records; moves those now final, in canonical order, into `out`.
     fn take(&mut self, m: &mut WorkerOut, out: &mut Vec<ConnRecord>) {
-        self.held.append(&mut m.records);
+        if self.held.is_empty() {
+            // The worker gets the (empty) held vector back instead: no copy.
+            std::mem::swap(&mut self.held, &mut m.records);
+        } else {
+            self.held.append(&mut m.records);
+        }
         if let Some(u) = self.upto.get_mut(m.worker) {
             *u = (*u).max(m.upto);
         }
@@ -456,12 +463,33 @@ impl Merge {
         } else {
             self.upto.iter().copied().min().unwrap_or(END)
         };
-        if self.held.iter().all(|r| r.order() >= limit) {
+        // Sort keys, not records: a record is about 300 bytes, and sorting would move each
+        // one many times.
+        self.keys.clear();
+        self.keys.extend(
+            self.held
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| r.order() < limit)
+                .map(|(i, r)| (r.order(), i as u32)),
+        );
+        if self.keys.is_empty() {
             return;
         }
-        self.held.sort_unstable_by_key(ConnRecord::order);
-        let n = self.held.partition_point(|r| r.order() < limit);
-        out.extend(self.held.drain(..n));
+        if !self.keys.is_sorted() {
+            self.keys.sort_unstable();
+        }
+        let held = &self.held;
+        out.extend(
+            self.keys
+                .iter()
+                .filter_map(|&(_, i)| held.get(i as usize).copied()),
+        );
+        if self.keys.len() == self.held.len() {
+            self.held.clear();
+        } else {
+            self.held.retain(|r| r.order() >= limit);
+        }
     }
 }
 
@@ -569,6 +597,7 @@ fn analyse_and_write(
     let mut merge = Merge {
         upto: vec![before_packet(0); n],
         held: Vec::new(),
+        keys: Vec::new(),
     };
     let mut gauges = vec![Gauges::default(); n];
     let mut chunk = OutChunk::default();

@@ -106,6 +106,53 @@ fn date_time(secs: i64, out: &mut String) {
     }
 }
 
+/// An optional packet time in 8 bytes (`Option<Micros>` takes 16, and a connection holds six):
+/// `i64::MIN`, which no capture timestamp can be, stands for none. The methods mirror
+/// `Option`'s.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MaybeMicros(i64);
+
+impl Default for MaybeMicros {
+    fn default() -> Self {
+        MaybeMicros::NONE
+    }
+}
+
+impl From<Option<Micros>> for MaybeMicros {
+    fn from(v: Option<Micros>) -> Self {
+        match v {
+            Some(Micros(t)) if t != i64::MIN => MaybeMicros(t),
+            // The one value without a slot of its own: the earliest representable time.
+            Some(_) => MaybeMicros(i64::MIN + 1),
+            None => MaybeMicros::NONE,
+        }
+    }
+}
+
+impl MaybeMicros {
+    pub const NONE: MaybeMicros = MaybeMicros(i64::MIN);
+
+    pub fn get(self) -> Option<Micros> {
+        (self.0 != i64::MIN).then_some(Micros(self.0))
+    }
+
+    pub fn is_some(self) -> bool {
+        self.0 != i64::MIN
+    }
+
+    pub fn is_none(self) -> bool {
+        self.0 == i64::MIN
+    }
+
+    pub fn is_some_and(self, f: impl FnOnce(Micros) -> bool) -> bool {
+        self.get().is_some_and(f)
+    }
+
+    pub fn map_or<U>(self, default: U, f: impl FnOnce(Micros) -> U) -> U {
+        self.get().map_or(default, f)
+    }
+}
+
 /// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar
 /// (Howard Hinnant's `civil_from_days`).
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
@@ -155,6 +202,16 @@ mod tests {
         ] {
             assert_eq!(m.to_rfc3339(), want);
         }
+    }
+
+    #[test]
+    fn maybe_micros_is_an_option() {
+        assert_eq!(MaybeMicros::default().get(), None);
+        assert_eq!(MaybeMicros::from(Some(Micros(5))).get(), Some(Micros(5)));
+        assert_eq!(MaybeMicros::from(Some(Micros(-5))).get(), Some(Micros(-5)));
+        assert_eq!(MaybeMicros::from(None).get(), None);
+        assert!(MaybeMicros::from(Some(Micros(i64::MIN))).is_some());
+        assert_eq!(std::mem::size_of::<MaybeMicros>(), 8);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use super::server_ports::is_likely_server_port;
 use super::tcp::{EndpointState, TcpConn};
 use crate::decode::tunnel::TunnelKind;
 use crate::decode::{ChecksumVerdict, Decoded, Transport, Vlans};
-use crate::time::Micros;
+use crate::time::{MaybeMicros, Micros};
 
 /// Timer settings, in packet time (ZEEK-SEMANTICS §6; Zeek's defaults).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -298,9 +298,9 @@ pub enum ProtoState {
 /// Pending timers (absolute packet times) of a connection.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Timers {
-    pub attempt: Option<Micros>,
-    pub expire: Option<Micros>,
-    pub delete: Option<Micros>,
+    pub attempt: MaybeMicros,
+    pub expire: MaybeMicros,
+    pub delete: MaybeMicros,
     /// TCP: the handshake is over, so the TCP inactivity timeout applies.
     pub use_tcp_inactivity: bool,
     /// TCP on an interactive port: one hour.
@@ -392,7 +392,7 @@ impl Connection {
             cfg,
         };
         if c.state == ProtoState::Tcp {
-            c.timers.expire = Some(arm.saturating_add(cfg.tcp_syn_timeout));
+            c.timers.expire = Some(arm.saturating_add(cfg.tcp_syn_timeout)).into();
         }
         let flip = match d.transport {
             Transport::Tcp(t) => {
@@ -493,7 +493,8 @@ impl Connection {
                 s.tcp_flags |= seg.flags;
                 let fx = self.tcp_segment(side, &seg, d.ts, !d.truncated);
                 if fx.arm_attempt {
-                    self.timers.attempt = Some(self.arm.saturating_add(self.cfg.tcp_attempt));
+                    self.timers.attempt =
+                        Some(self.arm.saturating_add(self.cfg.tcp_attempt)).into();
                 }
                 if !self.timers.interactive {
                     let (o, r) = self.tcp_states();
@@ -596,6 +597,7 @@ impl Connection {
             Micros::MAX
         };
         for t in [self.timers.attempt, self.timers.expire, self.timers.delete]
+            .map(MaybeMicros::get)
             .into_iter()
             .flatten()
         {
@@ -610,7 +612,7 @@ impl Connection {
             return Some(EndReason::Closed);
         }
         if self.timers.attempt.is_some_and(|t| t <= now) {
-            self.timers.attempt = None;
+            self.timers.attempt = MaybeMicros::NONE;
             if self.tcp_attempt_expired() {
                 return Some(EndReason::Attempt);
             }
@@ -623,7 +625,8 @@ impl Connection {
                 Some(now.saturating_add(self.cfg.tcp_session_timer))
             } else {
                 None
-            };
+            }
+            .into();
         }
         let inactivity = self.inactivity_timeout();
         if inactivity.0 > 0 && self.timer_time.saturating_add(inactivity) <= now {

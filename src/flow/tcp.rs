@@ -9,7 +9,7 @@ use super::conn::Connection;
 use super::content::ContentTracker;
 use super::history::{History, Once, Scaled};
 use crate::decode::TcpSegment;
-use crate::time::Micros;
+use crate::time::{MaybeMicros, Micros};
 
 /// Zeek's `EndpointState` (TCP_Endpoint.h): what one side of a TCP connection has shown.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -174,9 +174,9 @@ pub struct TcpConn {
     /// Zeek's `is_active`: timers still matter.
     pub is_active: bool,
     /// First SYN from the originator, its SYN-ACK, and the ACK completing the handshake.
-    pub syn_ts: Option<Micros>,
-    pub synack_ts: Option<Micros>,
-    pub ack_ts: Option<Micros>,
+    pub syn_ts: MaybeMicros,
+    pub synack_ts: MaybeMicros,
+    pub ack_ts: MaybeMicros,
     /// Zeek's `is_partial` and `first_packet_seen` (bit 1: originator, bit 2: responder).
     pub is_partial: bool,
     pub first_seen: u8,
@@ -353,21 +353,21 @@ impl Connection {
         let from_orig = side == self.orig_side();
         let t = self.tcp_mut();
         if seg.syn() && !seg.ack_flag() && from_orig && t.syn_ts.is_none() {
-            t.syn_ts = Some(ts);
+            t.syn_ts = Some(ts).into();
         } else if seg.syn()
             && seg.ack_flag()
             && !from_orig
             && t.syn_ts.is_some()
             && t.synack_ts.is_none()
         {
-            t.synack_ts = Some(ts);
+            t.synack_ts = Some(ts).into();
         } else if !seg.syn()
             && seg.ack_flag()
             && from_orig
             && t.synack_ts.is_some()
             && t.ack_ts.is_none()
         {
-            t.ack_ts = Some(ts);
+            t.ack_ts = Some(ts).into();
         }
     }
 
@@ -659,12 +659,13 @@ impl Connection {
             {
                 self.tcp_mut().is_active = false;
             }
-            self.timers.attempt = None;
-            self.timers.expire = None;
-            self.timers.delete = Some(self.timer_time.saturating_add(self.cfg_close_delay()));
+            self.timers.attempt = MaybeMicros::NONE;
+            self.timers.expire = MaybeMicros::NONE;
+            self.timers.delete =
+                Some(self.timer_time.saturating_add(self.cfg_close_delay())).into();
         } else if e_prev != EndpointState::Inactive {
             let at = self.timer_time.saturating_add(self.cfg_session_timer());
-            self.timers.expire = Some(self.timers.expire.map_or(at, |x| x.min(at)));
+            self.timers.expire = Some(self.timers.expire.map_or(at, |x| x.min(at))).into();
         }
     }
 
