@@ -244,7 +244,6 @@ impl ConnState {
 /// What one side of the connection sent (by side, which does not change on a flip).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Side {
-    pub endpoint: Endpoint,
     pub pkts: u64,
     pub ip_bytes: u64,
     /// Payload bytes (UDP, ICMP); TCP uses sequence numbers instead.
@@ -314,6 +313,8 @@ pub struct Connection {
     pub key: FlowKey,
     /// Side 0 sent the first packet.
     pub sides: [Side; 2],
+    /// Side 0's endpoint is `key.lo` (else `key.hi`).
+    first_is_lo: bool,
     orig: u8,
     pub start: Micros,
     /// Zeek's `last_time` (for TCP not advanced once both sides closed).
@@ -363,16 +364,8 @@ impl Connection {
         let mut c = Connection {
             flow_id,
             key,
-            sides: [
-                Side {
-                    endpoint: src,
-                    ..Side::default()
-                },
-                Side {
-                    endpoint: dst,
-                    ..Side::default()
-                },
-            ],
+            sides: [Side::default(), Side::default()],
+            first_is_lo: key.lo == src,
             orig: 0,
             start: d.ts,
             last_time: d.ts,
@@ -449,7 +442,7 @@ impl Connection {
 
     /// Which side sent a packet from `src`.
     pub fn side_of(&self, src: &Endpoint) -> usize {
-        if self.sides[0].endpoint == *src { 0 } else { 1 }
+        if self.endpoint(0) == *src { 0 } else { 1 }
     }
 
     /// Starts timers from `clock` instead of the packet's own time when the packet is older
@@ -542,12 +535,22 @@ impl Connection {
         }
     }
 
+    /// The endpoint of `side` (0: the first packet's sender), from the key: the key holds
+    /// both endpoints already, so the sides do not keep copies.
+    pub fn endpoint(&self, side: usize) -> Endpoint {
+        if (side == 0) == self.first_is_lo {
+            self.key.lo
+        } else {
+            self.key.hi
+        }
+    }
+
     pub fn orig_ep(&self) -> Endpoint {
-        self.side(self.orig_side()).endpoint
+        self.endpoint(self.orig_side())
     }
 
     pub fn resp(&self) -> Endpoint {
-        self.side(self.orig_side() ^ 1).endpoint
+        self.endpoint(self.orig_side() ^ 1)
     }
 
     pub fn orig_side_info(&self) -> &Side {

@@ -95,8 +95,8 @@ impl ConnRecord {
         ConnRecord {
             flow_id: c.flow_id,
             ip_proto: c.key.proto,
-            orig: o.endpoint,
-            resp: r.endpoint,
+            orig: c.orig_ep(),
+            resp: c.resp(),
             start: c.start,
             end: c.last_time,
             conn_state,
