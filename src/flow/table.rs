@@ -13,6 +13,30 @@ use crate::time::Micros;
 
 const NIL: u32 = u32::MAX;
 
+/// Most timer entries taken out of the queue at once (see [`FlowTable::advance`]).
+const DUE_BATCH: usize = 64;
+
+/// Asks the CPU to start loading `c` into cache; a hint only, with no effect on results.
+#[inline]
+fn prefetch<T>(c: &T) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use core::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        let p = (c as *const T).cast::<i8>();
+        let size = std::mem::size_of::<T>();
+        let mut off = 0;
+        while off < size {
+            // SAFETY: prefetching is a hint that never faults and reads nothing into the
+            // program; the addresses are inside a live `Connection` anyway. SSE is part of
+            // the x86_64 baseline.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(off)) };
+            off += 64;
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = c;
+}
+
 /// What the table keeps of each slot besides its connection, in a dense array of its own:
 /// the timer and eviction bookkeeping touches these for connections it does not otherwise
 /// read, and 24-byte entries side by side cost far fewer cache misses than 800-byte ones.
@@ -70,6 +94,8 @@ pub struct FlowTable {
     /// Sequence number of the packet being analysed: records are stamped with it.
     seq: u64,
     cfg: TableConfig,
+    /// Scratch for `advance`: due entries (time, slot, generation).
+    due: Vec<(Micros, u32, u32)>,
     /// Connections still to end while flushing: (flow id, slot), highest id first.
     flushing: Option<Vec<(u64, u32)>>,
     /// `cfg.timeouts`, shared by every connection.
@@ -94,6 +120,7 @@ impl FlowTable {
                 max_flows: cfg.max_flows.max(1),
                 ..cfg
             },
+            due: Vec::with_capacity(DUE_BATCH),
             flushing: None,
             timeouts: cfg.timeouts.interned(),
             stats: FlowStats::default(),
@@ -177,32 +204,64 @@ impl FlowTable {
     }
 
     /// Runs every timer due at or before `now`.
+    ///
+    /// The due entries are taken out first and their connections prefetched: a connection
+    /// whose timer fires has usually not been touched for seconds, and waiting for its cache
+    /// lines one connection at a time was a third of a worker's time on short connections.
     pub fn advance(&mut self, now: Micros, emit: &mut impl FnMut(ConnRecord)) {
-        while let Some(at) = self.heap.peek_time() {
-            if at > now {
-                break;
+        loop {
+            self.due.clear();
+            while let Some(at) = self.heap.peek_time() {
+                if at > now || self.due.len() >= DUE_BATCH {
+                    break;
+                }
+                let Some((at, (i, generation))) = self.heap.pop() else {
+                    break;
+                };
+                self.due.push((at, i, generation));
             }
-            let Some((at, (i, generation))) = self.heap.pop() else {
-                break;
-            };
-            let Some(meta) = self.meta.get_mut(i as usize) else {
-                continue;
-            };
-            if !meta.live || meta.generation != generation || meta.heap_at != at {
-                continue; // stale entry
+            if self.due.is_empty() {
+                return;
             }
-            meta.heap_at = Micros::MAX;
-            let Some(conn) = self.conns.get_mut(i as usize) else {
-                continue;
-            };
-            match conn.fire_timers(now) {
-                Some(reason) => self.remove(i, reason, at, emit),
-                None => {
-                    let due = conn.next_due().max(self.heap.floor());
-                    if due < Micros::MAX {
-                        meta.heap_at = due;
-                        self.heap.push(due, (i, generation));
-                    }
+            for &(_, i, _) in &self.due {
+                if let Some(m) = self.meta.get(i as usize) {
+                    prefetch(m);
+                }
+                if let Some(c) = self.conns.get(i as usize) {
+                    prefetch(c);
+                }
+            }
+            let due = std::mem::take(&mut self.due);
+            for &(at, i, generation) in &due {
+                let live = self
+                    .meta
+                    .get(i as usize)
+                    .is_some_and(|m| m.live && m.generation == generation && m.heap_at == at);
+                if live {
+                    self.fire(i, at, now, emit);
+                }
+            }
+            self.due = due;
+        }
+    }
+
+    /// Fires connection `i`'s timers (its queue entry for `at` came due).
+    fn fire(&mut self, i: u32, at: Micros, now: Micros, emit: &mut impl FnMut(ConnRecord)) {
+        let Some(meta) = self.meta.get_mut(i as usize) else {
+            return;
+        };
+        meta.heap_at = Micros::MAX;
+        let generation = meta.generation;
+        let Some(conn) = self.conns.get_mut(i as usize) else {
+            return;
+        };
+        match conn.fire_timers(now) {
+            Some(reason) => self.remove(i, reason, at, emit),
+            None => {
+                let due = conn.next_due().max(self.heap.floor());
+                if due < Micros::MAX {
+                    meta.heap_at = due;
+                    self.heap.push(due, (i, generation));
                 }
             }
         }
