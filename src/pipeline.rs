@@ -355,7 +355,7 @@ fn run_worker(
     w: usize,
     n: usize,
     mut an: Analyzer,
-    rx: Receiver<Arc<PacketBatch>>,
+    rx: WorkerInput,
     back_tx: Sender<PacketBatch>,
     out_tx: Sender<WorkerOut>,
     rec_back: Receiver<Vec<ConnRecord>>,
@@ -387,13 +387,9 @@ fn run_worker(
     // Packet time of the last packet and the wall-clock instant it was analysed.
     let mut last_pkt: Option<(Micros, Instant)> = None;
     loop {
-        let got = if live {
-            rx.recv_timeout(Duration::from_millis(250))
-        } else {
-            rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
-        };
-        match got {
-            Ok(batch) => {
+        match rx.recv(live) {
+            Ok(got) => {
+                let batch = got.batch();
                 for (meta, bytes) in batch.iter() {
                     if shard::owner(meta.linktype.0, bytes, n) == w {
                         an.packet(meta.linktype.0, bytes, meta.ts, meta.wire_len);
@@ -404,13 +400,13 @@ fn run_worker(
                 if live && !batch.is_empty() {
                     last_pkt = Some((an.table.clock(), Instant::now()));
                 }
-                // The last worker done with a batch sends it back for reuse.
-                if let Some(mut b) = Arc::into_inner(batch) {
-                    b.clear();
-                    let _ = back_tx.try_send(b);
+                got.recycle(&back_tx);
+                // Live: after every batch, so that records and alerts go out at once.
+                // Reading a file: in chunks, which wakes the merge stage a tenth as often.
+                if live || an.pending.len() >= RECORD_CHUNK {
+                    let upto = before_packet(an.seq());
+                    send(&mut an, upto, false, None);
                 }
-                let upto = before_packet(an.seq());
-                send(&mut an, upto, false, None);
             }
             Err(RecvTimeoutError::Timeout) => {
                 // Timers run in packet time; without packets, packet time moves with the clock.
@@ -435,6 +431,56 @@ fn run_worker(
     }
     let summary = std::mem::take(&mut an.summary);
     send(&mut an, END, false, Some(Box::new(summary)));
+}
+
+/// Where a worker's batches come from: straight from the capture thread when it is the only
+/// worker (no dispatcher, one thread fewer to schedule), else shared among the workers by the
+/// dispatcher.
+enum WorkerInput {
+    Direct(Receiver<PacketBatch>),
+    Shared(Receiver<Arc<PacketBatch>>),
+}
+
+/// One batch a worker received.
+enum Got {
+    Own(PacketBatch),
+    Shared(Arc<PacketBatch>),
+}
+
+impl WorkerInput {
+    /// The next batch; live capture waits at most 250 ms (the worker then runs its timers).
+    fn recv(&self, live: bool) -> Result<Got, RecvTimeoutError> {
+        const TICK: Duration = Duration::from_millis(250);
+        let gone = |_| RecvTimeoutError::Disconnected;
+        match (self, live) {
+            (WorkerInput::Direct(rx), true) => rx.recv_timeout(TICK).map(Got::Own),
+            (WorkerInput::Direct(rx), false) => rx.recv().map(Got::Own).map_err(gone),
+            (WorkerInput::Shared(rx), true) => rx.recv_timeout(TICK).map(Got::Shared),
+            (WorkerInput::Shared(rx), false) => rx.recv().map(Got::Shared).map_err(gone),
+        }
+    }
+}
+
+impl Got {
+    fn batch(&self) -> &PacketBatch {
+        match self {
+            Got::Own(b) => b,
+            Got::Shared(b) => b,
+        }
+    }
+
+    /// Sends the batch back to the capture thread for reuse (a shared one by the last worker
+    /// done with it).
+    fn recycle(self, back: &Sender<PacketBatch>) {
+        let batch = match self {
+            Got::Own(b) => Some(b),
+            Got::Shared(b) => Arc::into_inner(b),
+        };
+        if let Some(mut b) = batch {
+            b.clear();
+            let _ = back.try_send(b);
+        }
+    }
 }
 
 /// The merge stage's order keeping: records from every worker, released in canonical order
@@ -498,8 +544,10 @@ impl Merge {
 ///
 /// ```text
 /// capture ─batches─▶ dispatch ─Arc<batch> to every worker─▶ worker 0..N ─records─▶ merge+write
+/// capture ─batches─────────────────────────────────────────▶ worker 0   ─records─▶ merge+write
 /// ```
 ///
+/// (the second line with one worker: no dispatcher).
 /// Every worker sees every batch, so packet numbering and the clock are the same everywhere;
 /// each analyses only the frames `decode::shard::owner` gives it, so no flow state is shared.
 /// The merge stage releases records in canonical order, so the detectors, the summary and the
@@ -560,9 +608,17 @@ fn analyse_and_write(
         max_flows: opts.table.max_flows.div_ceil(n).max(1),
         ..opts.table
     };
+    let depth_rx = pkt_rx.clone();
+    let mut direct = (n == 1).then(|| pkt_rx.clone());
     for w in 0..n {
-        let (tx, rx) = bounded::<Arc<PacketBatch>>(WORKER_CHANNEL_DEPTH);
-        worker_txs.push(tx);
+        let rx = match direct.take() {
+            Some(rx) => WorkerInput::Direct(rx),
+            None => {
+                let (tx, rx) = bounded::<Arc<PacketBatch>>(WORKER_CHANNEL_DEPTH);
+                worker_txs.push(tx);
+                WorkerInput::Shared(rx)
+            }
+        };
         let an = Analyzer::worker(
             table,
             opts.decode,
@@ -576,19 +632,24 @@ fn analyse_and_write(
         workers.push(handle);
     }
     drop((out_tx, back_tx, rec_back_rx));
-    // Dispatcher: every batch to every worker.
-    let depth_rx = pkt_rx.clone();
-    let dispatcher = thread::Builder::new()
-        .name("dispatch".into())
-        .spawn(move || {
-            for batch in pkt_rx.iter() {
-                let shared = Arc::new(batch);
-                for tx in &worker_txs {
-                    let _ = tx.send(shared.clone());
+    // Dispatcher (several workers): every batch to every worker.
+    let dispatcher = if worker_txs.is_empty() {
+        drop(pkt_rx);
+        None
+    } else {
+        let d = thread::Builder::new()
+            .name("dispatch".into())
+            .spawn(move || {
+                for batch in pkt_rx.iter() {
+                    let shared = Arc::new(batch);
+                    for tx in &worker_txs {
+                        let _ = tx.send(shared.clone());
+                    }
                 }
-            }
-        })
-        .map_err(|_| RunError::Thread("dispatch"))?;
+            })
+            .map_err(|_| RunError::Thread("dispatch"))?;
+        Some(d)
+    };
 
     // The merge stage, here: judge the records in canonical order and write them.
     let mut detector = Detector::new(opts.db.clone(), opts.rules.clone());
@@ -688,9 +749,9 @@ fn analyse_and_write(
     if result.is_ok() {
         result = outputs.write(&chunk);
     }
-    dispatcher
-        .join()
-        .map_err(|_| RunError::Thread("dispatch"))?;
+    if let Some(d) = dispatcher {
+        d.join().map_err(|_| RunError::Thread("dispatch"))?;
+    }
     for h in workers {
         h.join().map_err(|_| RunError::Thread("worker"))?;
     }

@@ -15,6 +15,8 @@ const NIL: u32 = u32::MAX;
 
 /// Most timer entries taken out of the queue at once (see [`FlowTable::advance`]).
 const DUE_BATCH: usize = 64;
+/// How many connections ahead of the one firing are prefetched.
+const PREFETCH_AHEAD: usize = 4;
 
 /// Asks the CPU to start loading `c` into cache; a hint only, with no effect on results.
 #[inline]
@@ -227,12 +229,21 @@ impl FlowTable {
                 if let Some(m) = self.meta.get(i as usize) {
                     prefetch(m);
                 }
+            }
+            // Connections are prefetched a few ahead of the one firing: all of them at once
+            // would queue hundreds of cache-line loads and stall on the prefetches themselves.
+            for &(_, i, _) in self.due.iter().take(PREFETCH_AHEAD) {
                 if let Some(c) = self.conns.get(i as usize) {
                     prefetch(c);
                 }
             }
             let due = std::mem::take(&mut self.due);
-            for &(at, i, generation) in &due {
+            for (k, &(at, i, generation)) in due.iter().enumerate() {
+                if let Some(&(_, ahead, _)) = due.get(k + PREFETCH_AHEAD)
+                    && let Some(c) = self.conns.get(ahead as usize)
+                {
+                    prefetch(c);
+                }
                 let live = self
                     .meta
                     .get(i as usize)
