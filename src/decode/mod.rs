@@ -68,13 +68,45 @@ impl Undecodable {
 }
 
 /// An IPv4 or IPv6 address in 16 bytes (IPv4 in the first four, `v6` false).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+///
+/// Ordered by the bytes, then `v6` (what a derive would give); hashed and compared as two
+/// words rather than byte by byte (flow keys and every per-address table).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Addr {
     pub bytes: [u8; 16],
     pub v6: bool,
 }
 
+impl Ord for Addr {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        u128::from_be_bytes(self.bytes)
+            .cmp(&u128::from_be_bytes(other.bytes))
+            .then(self.v6.cmp(&other.v6))
+    }
+}
+
+impl PartialOrd for Addr {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl std::hash::Hash for Addr {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let (lo, hi) = self.words();
+        state.write_u64(lo);
+        state.write_u64(hi ^ u64::from(self.v6));
+    }
+}
+
 impl Addr {
+    /// The 16 bytes as two native-endian words (for hashing).
+    #[inline]
+    pub fn words(&self) -> (u64, u64) {
+        let w = u128::from_ne_bytes(self.bytes);
+        (w as u64, (w >> 64) as u64)
+    }
+
     pub fn v4(b: [u8; 4]) -> Addr {
         let mut bytes = [0u8; 16];
         bytes[..4].copy_from_slice(&b);

@@ -19,11 +19,31 @@ pub struct Endpoint {
 }
 
 /// A direction-independent key: the lower endpoint first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FlowKey {
     pub proto: u8,
     pub lo: Endpoint,
     pub hi: Endpoint,
+}
+
+/// Five words per key (a derive would feed the hasher a dozen small pieces): the flow table
+/// hashes one key per packet.
+impl std::hash::Hash for FlowKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let (a, b) = self.lo.addr.words();
+        let (c, d) = self.hi.addr.words();
+        state.write_u64(a);
+        state.write_u64(b);
+        state.write_u64(c);
+        state.write_u64(d);
+        state.write_u64(
+            u64::from(self.proto)
+                | u64::from(self.lo.addr.v6) << 8
+                | u64::from(self.hi.addr.v6) << 9
+                | u64::from(self.lo.port) << 16
+                | u64::from(self.hi.port) << 32,
+        );
+    }
 }
 
 /// A packet's endpoints as sent (source, destination) and the key they map to.
