@@ -158,6 +158,14 @@ pub fn read_offline(
     use std::sync::atomic::Ordering;
     let mut reports = Vec::with_capacity(inputs.len());
     let mut batch = recycle.try_recv().unwrap_or_else(|_| PacketBatch::new());
+    // Bytes and packets read but not yet added to the progress counters: they are added a
+    // batch at a time (two atomic additions per packet were 5% of this thread).
+    let mut unshown = (0u64, 0u64);
+    let show = |u: &mut (u64, u64)| {
+        progress.bytes.fetch_add(u.0, Ordering::Relaxed);
+        progress.packets.fetch_add(u.1, Ordering::Relaxed);
+        *u = (0, 0);
+    };
     for (idx, name) in inputs.iter().enumerate() {
         let source = u16::try_from(idx).unwrap_or(u16::MAX);
         let display = if name == "-" {
@@ -204,14 +212,13 @@ pub fn read_offline(
                     let ts = Micros::from_timeval(p.header.ts.tv_sec, p.header.ts.tv_usec);
                     odd.see(report.packets + 1, ts, p.header.caplen, header_snaplen);
                     // Record header and data: exact for pcap, close for pcapng.
-                    progress
-                        .bytes
-                        .fetch_add(16 + u64::from(p.header.caplen), Ordering::Relaxed);
-                    progress.packets.fetch_add(1, Ordering::Relaxed);
+                    unshown.0 += 16 + u64::from(p.header.caplen);
+                    unshown.1 += 1;
                     batch.push(ts, p.header.len, p.data, linktype, source);
                     report.packets += 1;
                     report.wire_bytes += u64::from(p.header.len);
                     if batch.is_full() {
+                        show(&mut unshown);
                         let next = recycle.try_recv().unwrap_or_else(|_| PacketBatch::new());
                         let full = std::mem::replace(&mut batch, next);
                         if tx.send(full).is_err() {
@@ -232,6 +239,7 @@ pub fn read_offline(
                 }
             }
         }
+        show(&mut unshown);
         odd.report(&mut report);
         if !crate::decode::link::is_supported(linktype.0)
             && report.outcome == SourceOutcome::Complete
