@@ -79,6 +79,37 @@ fn explain_open_error(name: &str, err: &pcap::Error) -> String {
     }
 }
 
+/// Turns off the locking of the stdio stream libpcap reads the file through.
+///
+/// libpcap reads a savefile with two `fread`s per record (header, then data), and glibc takes
+/// the stream's lock around each one as soon as the process has a second thread: four atomic
+/// operations per packet for a stream only this thread ever touches. `__fsetlocking` with
+/// `FSETLOCKING_BYCALLER` (glibc's `stdio_ext.h`) tells stdio that the caller does the locking.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn unlock_stream(cap: &pcap::Capture<pcap::Offline>) {
+    use std::ffi::{c_int, c_void};
+    unsafe extern "C" {
+        /// libpcap: the savefile's `FILE *` (null for a live capture).
+        fn pcap_file(p: *mut c_void) -> *mut c_void;
+        /// glibc: sets the stream's locking mode.
+        fn __fsetlocking(stream: *mut c_void, kind: c_int) -> c_int;
+    }
+    const FSETLOCKING_BYCALLER: c_int = 2;
+    // SAFETY: `cap.as_ptr()` is the live `pcap_t` this `Capture` owns; `pcap_file` only reads
+    // its stream pointer. The stream is used by libpcap from this thread alone (the `Capture`
+    // is never shared), which is the condition under which caller-side locking is sound, and
+    // `__fsetlocking` may be called on an open stream at any time.
+    unsafe {
+        let fp = pcap_file(cap.as_ptr().cast());
+        if !fp.is_null() {
+            __fsetlocking(fp, FSETLOCKING_BYCALLER);
+        }
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn unlock_stream(_cap: &pcap::Capture<pcap::Offline>) {}
+
 /// libpcap's largest snap length.
 const MAX_SNAPLEN: u32 = 262_144;
 
@@ -203,6 +234,7 @@ pub fn read_offline(
                 continue;
             }
         };
+        unlock_stream(&cap);
         let linktype = Linktype(cap.get_datalink().0);
         report.linktype = Some(linktype);
         progress.bytes.fetch_add(24, Ordering::Relaxed);
