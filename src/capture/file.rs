@@ -79,36 +79,63 @@ fn explain_open_error(name: &str, err: &pcap::Error) -> String {
     }
 }
 
-/// Turns off the locking of the stdio stream libpcap reads the file through.
+/// An open savefile and the stdio buffer libpcap reads it through.
 ///
-/// libpcap reads a savefile with two `fread`s per record (header, then data), and glibc takes
-/// the stream's lock around each one as soon as the process has a second thread: four atomic
-/// operations per packet for a stream only this thread ever touches. `__fsetlocking` with
-/// `FSETLOCKING_BYCALLER` (glibc's `stdio_ext.h`) tells stdio that the caller does the locking.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn unlock_stream(cap: &pcap::Capture<pcap::Offline>) {
-    use std::ffi::{c_int, c_void};
-    unsafe extern "C" {
-        /// libpcap: the savefile's `FILE *` (null for a live capture).
-        fn pcap_file(p: *mut c_void) -> *mut c_void;
-        /// glibc: sets the stream's locking mode.
-        fn __fsetlocking(stream: *mut c_void, kind: c_int) -> c_int;
-    }
-    const FSETLOCKING_BYCALLER: c_int = 2;
-    // SAFETY: `cap.as_ptr()` is the live `pcap_t` this `Capture` owns; `pcap_file` only reads
-    // its stream pointer. The stream is used by libpcap from this thread alone (the `Capture`
-    // is never shared), which is the condition under which caller-side locking is sound, and
-    // `__fsetlocking` may be called on an open stream at any time.
-    unsafe {
-        let fp = pcap_file(cap.as_ptr().cast());
-        if !fp.is_null() {
-            __fsetlocking(fp, FSETLOCKING_BYCALLER);
-        }
-    }
+/// libpcap reads a savefile with two `fread`s per record (header, then data). Through a
+/// default stream that costs a 4 KiB `read` system call every few packets, and, once the
+/// process has a second thread, glibc's stream lock taken and released around every `fread`.
+/// The stream is this thread's alone, so its locking is turned off (`__fsetlocking`,
+/// `FSETLOCKING_BYCALLER`), and a regular file gets a 1 MiB buffer (`setvbuf`; glibc first
+/// seeks back over what it had buffered, so nothing is skipped).
+///
+/// Field order matters: `cap`, whose drop closes the stream, is dropped before `_buf`.
+struct Savefile {
+    cap: pcap::Capture<pcap::Offline>,
+    _buf: Option<Box<[u8]>>,
 }
 
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn unlock_stream(_cap: &pcap::Capture<pcap::Offline>) {}
+impl Savefile {
+    const BUFFER: usize = 1 << 20;
+
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    fn new(cap: pcap::Capture<pcap::Offline>, seekable: bool) -> Savefile {
+        use std::ffi::{c_char, c_int, c_void};
+        unsafe extern "C" {
+            /// libpcap: the savefile's `FILE *` (null for a live capture).
+            fn pcap_file(p: *mut c_void) -> *mut c_void;
+            /// glibc (`stdio_ext.h`): sets the stream's locking mode.
+            fn __fsetlocking(stream: *mut c_void, kind: c_int) -> c_int;
+            /// C: gives the stream a buffer.
+            fn setvbuf(stream: *mut c_void, buf: *mut c_char, mode: c_int, size: usize) -> c_int;
+        }
+        const FSETLOCKING_BYCALLER: c_int = 2;
+        const IOFBF: c_int = 0;
+        let mut buf = seekable.then(|| vec![0u8; Self::BUFFER].into_boxed_slice());
+        // SAFETY: `cap.as_ptr()` is the live `pcap_t` this `Capture` owns and `pcap_file`
+        // only reads its stream pointer. The stream is used by libpcap from this thread alone
+        // (the `Capture` is never shared), the condition for caller-side locking, which may be
+        // set on an open stream at any time. The buffer handed to `setvbuf` is heap memory
+        // that does not move and outlives the stream: it is dropped after `cap` (field order),
+        // and `fclose` in `pcap_close` does not free a caller's buffer. Should `setvbuf` fail,
+        // the stream keeps its own buffer and nothing else changes.
+        unsafe {
+            let fp = pcap_file(cap.as_ptr().cast());
+            if !fp.is_null() {
+                __fsetlocking(fp, FSETLOCKING_BYCALLER);
+                if let Some(b) = buf.as_mut() {
+                    // A failure leaves the stream's own buffer in place: nothing to undo.
+                    let _ = setvbuf(fp, b.as_mut_ptr().cast(), IOFBF, b.len());
+                }
+            }
+        }
+        Savefile { cap, _buf: buf }
+    }
+
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    fn new(cap: pcap::Capture<pcap::Offline>, _seekable: bool) -> Savefile {
+        Savefile { cap, _buf: None }
+    }
+}
 
 /// libpcap's largest snap length.
 const MAX_SNAPLEN: u32 = 262_144;
@@ -226,15 +253,15 @@ pub fn read_offline(
             ));
         }
         let mut odd = Oddities::default();
-        let mut cap = match pcap::Capture::from_file(name) {
-            Ok(c) => c,
+        let mut file = match pcap::Capture::from_file(name) {
+            Ok(c) => Savefile::new(c, name != "-"),
             Err(e) => {
                 report.outcome = SourceOutcome::Unreadable(explain_open_error(&display, &e));
                 reports.push(report);
                 continue;
             }
         };
-        unlock_stream(&cap);
+        let cap = &mut file.cap;
         let linktype = Linktype(cap.get_datalink().0);
         report.linktype = Some(linktype);
         progress.bytes.fetch_add(24, Ordering::Relaxed);
