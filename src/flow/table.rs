@@ -1,7 +1,9 @@
 //! The flow table: connections by key, their timers in packet time, and a bound on how many
 //! are kept (least recently active evicted first, each still written as a record).
 
-use std::collections::HashMap;
+use std::hash::BuildHasher;
+
+use hashbrown::HashTable;
 
 use super::conn::{Connection, EndReason, Timeouts};
 use super::key::{Directed, FlowKey};
@@ -79,10 +81,13 @@ impl Default for TableConfig {
     }
 }
 
-type FastMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
-
 pub struct FlowTable {
-    map: FastMap<FlowKey, u32>,
+    /// Slots by flow key. The index holds slot numbers only and compares keys in the
+    /// connections themselves: a map from key to slot kept a second 42-byte copy of every key
+    /// (about 60 bytes a flow with the map's spare room), and a lookup touched it as well as
+    /// the connection.
+    index: HashTable<u32>,
+    hasher: foldhash::fast::FixedState,
     /// Connections by slot; `meta` has the same length.
     conns: Vec<Connection>,
     meta: Vec<Meta>,
@@ -108,7 +113,8 @@ pub struct FlowTable {
 impl FlowTable {
     pub fn new(cfg: TableConfig) -> Self {
         FlowTable {
-            map: FastMap::with_hasher(foldhash::fast::FixedState::with_seed(0x5eed_f10e)),
+            index: HashTable::new(),
+            hasher: foldhash::fast::FixedState::with_seed(0x5eed_f10e),
             conns: Vec::new(),
             meta: Vec::new(),
             free: Vec::new(),
@@ -130,7 +136,17 @@ impl FlowTable {
     }
 
     pub fn active(&self) -> usize {
-        self.map.len()
+        self.index.len()
+    }
+
+    /// The slot of the live connection with this key.
+    fn find(&self, key: &FlowKey) -> Option<u32> {
+        let conns = &self.conns;
+        self.index
+            .find(self.hasher.hash_one(key), |&i| {
+                conns.get(i as usize).is_some_and(|c| c.key == *key)
+            })
+            .copied()
     }
 
     /// The latest packet time seen (timers never run backwards).
@@ -172,7 +188,7 @@ impl FlowTable {
             self.stats.non_first_fragments += 1;
             return None;
         };
-        let mut idx = self.map.get(&dir.key).copied();
+        let mut idx = self.find(&dir.key);
         if let (Some(i), Transport::Tcp(seg)) = (idx, d.transport)
             && self.live(i).is_some_and(|c| c.tcp_is_reuse(&seg))
         {
@@ -331,7 +347,7 @@ impl FlowTable {
     }
 
     fn create(&mut self, dir: &Directed, d: &Decoded, emit: &mut impl FnMut(ConnRecord)) -> u32 {
-        if self.map.len() >= self.cfg.max_flows && self.lru_tail != NIL {
+        if self.index.len() >= self.cfg.max_flows && self.lru_tail != NIL {
             self.stats.evicted += 1;
             self.remove(self.lru_tail, EndReason::Evicted, self.clock, emit);
         }
@@ -373,10 +389,16 @@ impl FlowTable {
                 (self.conns.len() - 1) as u32
             }
         };
-        self.map.insert(dir.key, i);
+        let (conns, hasher) = (&self.conns, &self.hasher);
+        self.index.insert_unique(hasher.hash_one(dir.key), i, |&j| {
+            match conns.get(j as usize) {
+                Some(c) => hasher.hash_one(c.key),
+                None => 0,
+            }
+        });
         self.link_front(i);
         self.stats.created += 1;
-        self.stats.peak_active = self.stats.peak_active.max(self.map.len() as u64);
+        self.stats.peak_active = self.stats.peak_active.max(self.index.len() as u64);
         i
     }
 
@@ -402,7 +424,12 @@ impl FlowTable {
         rec.due = due;
         let key = conn.key;
         self.unlink(i);
-        self.map.remove(&key);
+        if let Ok(e) = self
+            .index
+            .find_entry(self.hasher.hash_one(key), |&j| j == i)
+        {
+            e.remove();
+        }
         self.free.push(i);
         emit(rec);
     }
