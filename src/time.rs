@@ -40,30 +40,21 @@ impl Micros {
     /// per thread for the last second written, and only the microseconds are rendered anew.
     pub fn write_rfc3339(self, out: &mut String) {
         thread_local! {
-            static LAST: std::cell::Cell<(i64, [u8; 19])> =
-                const { std::cell::Cell::new((i64::MIN, [0; 19])) };
+            /// The last second written and its date and time (records come in bursts from
+            /// the same second).
+            static LAST: std::cell::RefCell<(i64, String)> =
+                const { std::cell::RefCell::new((i64::MIN, String::new())) };
         }
         let secs = self.0.div_euclid(1_000_000);
         let micros = self.0.rem_euclid(1_000_000);
-        let (cached, mut head) = LAST.with(|c| c.get());
-        if cached != secs {
-            head = [0; 19];
-            let mut s = String::with_capacity(19);
-            date_time(secs, &mut s);
-            if let (Some(dst), Some(src), 19) = (head.get_mut(..), s.as_bytes().get(..19), s.len())
-            {
-                dst.copy_from_slice(src);
-                LAST.with(|c| c.set((secs, head)));
-            } else {
-                // A year beyond four digits: no caching, written as is.
-                out.push_str(&s);
-                out.push('.');
-                crate::output::text::push_padded(out, micros as u64, 6);
-                out.push('Z');
-                return;
+        LAST.with_borrow_mut(|(cached, head)| {
+            if *cached != secs {
+                head.clear();
+                date_time(secs, head);
+                *cached = secs;
             }
-        }
-        out.push_str(std::str::from_utf8(&head).unwrap_or("0000-00-00T00:00:00"));
+            out.push_str(head);
+        });
         out.push('.');
         crate::output::text::push_padded(out, micros as u64, 6);
         out.push('Z');
