@@ -4,39 +4,19 @@
 use crate::decode::Addr;
 
 /// Appends `v` in decimal.
+#[inline]
 pub fn push_u64(s: &mut String, v: u64) {
-    if v < 10 {
-        s.push(char::from(b'0' + v as u8));
-        return;
-    }
-    push_digits(s, v, 1);
+    s.push_str(itoa::Buffer::new().format(v));
 }
 
-/// Appends `v` in decimal with at least `width` digits (zero-padded; `width` up to 20).
+/// Appends `v` in decimal with at least `width` digits (zero-padded).
 pub fn push_padded(s: &mut String, v: u64, width: usize) {
-    push_digits(s, v, width);
-}
-
-/// The digits are made in a buffer and appended in one piece: a `push` per character
-/// re-checks the capacity and encodes each one as UTF-8.
-fn push_digits(s: &mut String, mut v: u64, width: usize) {
-    let mut buf = [b'0'; 20];
-    let mut i = buf.len();
-    let stop = buf.len().saturating_sub(width.max(1));
-    loop {
-        i -= 1;
-        if let Some(b) = buf.get_mut(i) {
-            *b = b'0' + (v % 10) as u8;
-        }
-        v /= 10;
-        if (v == 0 && i <= stop) || i == 0 {
-            break;
-        }
+    let mut b = itoa::Buffer::new();
+    let digits = b.format(v);
+    for _ in digits.len()..width {
+        s.push('0');
     }
-    // Only ASCII digits are in the buffer, so this never fails.
-    if let Some(Ok(t)) = buf.get(i..).map(std::str::from_utf8) {
-        s.push_str(t);
-    }
+    s.push_str(digits);
 }
 
 /// Appends an IP address as `std::net::IpAddr`'s `Display` writes it (IPv4 by hand; IPv6,
