@@ -300,10 +300,6 @@ pub struct Timers {
     pub attempt: MaybeMicros,
     pub expire: MaybeMicros,
     pub delete: MaybeMicros,
-    /// TCP: the handshake is over, so the TCP inactivity timeout applies.
-    pub use_tcp_inactivity: bool,
-    /// TCP on an interactive port: one hour.
-    pub interactive: bool,
 }
 
 /// One tracked connection.
@@ -333,6 +329,11 @@ pub struct Connection {
     /// TCP endpoint states (unused for other transports).
     pub(crate) tcp: TcpConn,
     pub timers: Timers,
+    /// TCP: the handshake is over, so the TCP inactivity timeout applies (kept out of
+    /// `Timers`, whose padding it would double).
+    pub use_tcp_inactivity: bool,
+    /// TCP on an interactive port: one hour.
+    pub interactive: bool,
     pub vlans: Vlans,
     /// The tunnel this connection's packets carry, if any (it is a tunnel's outer connection).
     pub tunnel: Option<TunnelKind>,
@@ -379,6 +380,8 @@ impl Connection {
                 ..TcpConn::default()
             },
             timers: Timers::default(),
+            use_tcp_inactivity: false,
+            interactive: false,
             vlans: d.vlans,
             tunnel: None,
             parents: None,
@@ -489,7 +492,7 @@ impl Connection {
                     self.timers.attempt =
                         Some(self.arm.saturating_add(self.cfg.tcp_attempt)).into();
                 }
-                if !self.timers.interactive {
+                if !self.interactive {
                     let (o, r) = self.tcp_states();
                     if o == EndpointState::Established && r == EndpointState::Established {
                         let rp = self.resp().port;
@@ -498,7 +501,7 @@ impl Connection {
                         if interactive(rp)
                             || (!is_likely_server_port(proto::TCP, rp) && interactive(op))
                         {
-                            self.timers.interactive = true;
+                            self.interactive = true;
                         }
                     }
                 }
@@ -576,9 +579,9 @@ impl Connection {
     pub fn inactivity_timeout(&self) -> Micros {
         match self.state {
             ProtoState::Tcp => {
-                if self.timers.interactive {
+                if self.interactive {
                     self.cfg.tcp_interactive_inactivity
-                } else if self.timers.use_tcp_inactivity {
+                } else if self.use_tcp_inactivity {
                     self.cfg.tcp_inactivity
                 } else {
                     // Zeek starts TCP with the UDP timeout until the handshake is over.
