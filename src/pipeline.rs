@@ -524,6 +524,10 @@ impl Merge {
         }
         if !self.keys.is_sorted() {
             self.keys.sort_unstable();
+        } else if self.keys.len() == self.held.len() && out.is_empty() {
+            // All of them, already in order (one worker, usually): hand the vector over.
+            std::mem::swap(out, &mut self.held);
+            return;
         }
         let held = &self.held;
         out.extend(

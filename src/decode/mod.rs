@@ -92,6 +92,7 @@ impl PartialOrd for Addr {
 }
 
 impl std::hash::Hash for Addr {
+    #[inline]
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         let (lo, hi) = self.words();
         state.write_u64(lo);

@@ -29,6 +29,7 @@ pub struct FlowKey {
 /// Five words per key (a derive would feed the hasher a dozen small pieces): the flow table
 /// hashes one key per packet.
 impl std::hash::Hash for FlowKey {
+    #[inline]
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         let (a, b) = self.lo.addr.words();
         let (c, d) = self.hi.addr.words();
