@@ -146,6 +146,34 @@ fn standard_input_is_read_with_dash() {
     assert!(states.iter().all(|r| r["flow"]["conn_state"] == "REJ"));
 }
 
+/// A pipe given by name (`<(zcat f.pcap.gz)`, a FIFO, /dev/stdin) is read like a file: nothing
+/// may read its first bytes before libpcap does, and the 1 MiB stdio buffer given to regular
+/// files (glibc would drop what it had buffered on a stream it cannot seek) is not used.
+#[test]
+fn a_pipe_given_by_name_gives_the_same_records_as_the_file() {
+    let f = fixture("veth-mixed.pcap");
+    let from_file = run(&["read", f.to_str().unwrap(), "--conn", "-", "-q"]);
+    assert!(from_file.status.success(), "{}", stderr_of(&from_file));
+    let bytes = std::fs::read(&f).unwrap();
+    let mut child = Command::new(bin())
+        .args(["read", "/dev/stdin", "--conn", "-", "-q"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || stdin.write_all(&bytes));
+    let o = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    assert!(o.status.success(), "{}", stderr_of(&o));
+    assert_eq!(o.stdout.iter().filter(|&&b| b == b'\n').count(), 8);
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&from_file.stdout)
+    );
+}
+
 #[test]
 fn unwritable_output_is_an_error() {
     let o = run(&[

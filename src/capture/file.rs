@@ -98,7 +98,7 @@ impl Savefile {
     const BUFFER: usize = 1 << 20;
 
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    fn new(cap: pcap::Capture<pcap::Offline>, seekable: bool) -> Savefile {
+    fn new(cap: pcap::Capture<pcap::Offline>, regular_file: bool) -> Savefile {
         use std::ffi::{c_char, c_int, c_void};
         unsafe extern "C" {
             /// libpcap: the savefile's `FILE *` (null for a live capture).
@@ -110,7 +110,9 @@ impl Savefile {
         }
         const FSETLOCKING_BYCALLER: c_int = 2;
         const IOFBF: c_int = 0;
-        let mut buf = seekable.then(|| vec![0u8; Self::BUFFER].into_boxed_slice());
+        // Only a regular file: glibc gives back what it had buffered by seeking, and on a
+        // pipe, where that fails, it would drop those bytes and take the new buffer anyway.
+        let mut buf = regular_file.then(|| vec![0u8; Self::BUFFER].into_boxed_slice());
         // SAFETY: `cap.as_ptr()` is the live `pcap_t` this `Capture` owns and `pcap_file`
         // only reads its stream pointer. The stream is used by libpcap from this thread alone
         // (the `Capture` is never shared), the condition for caller-side locking, which may be
@@ -132,7 +134,7 @@ impl Savefile {
     }
 
     #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-    fn new(cap: pcap::Capture<pcap::Offline>, _seekable: bool) -> Savefile {
+    fn new(cap: pcap::Capture<pcap::Offline>, _regular_file: bool) -> Savefile {
         Savefile { cap, _buf: None }
     }
 }
@@ -239,12 +241,11 @@ pub fn read_offline(
             outcome: SourceOutcome::Complete,
             warnings: Vec::new(),
         };
+        // A regular file can be read twice and seeked in; a pipe given by name
+        // (`<(zcat f.pcap.gz)`, a FIFO, /dev/stdin) cannot, and must reach libpcap untouched.
+        let regular = name != "-" && std::fs::metadata(name).is_ok_and(|m| m.is_file());
         // The classic pcap header's snap length, read directly (libpcap clamps it silently).
-        let header_snaplen = if name == "-" {
-            None
-        } else {
-            classic_snaplen(name)
-        };
+        let header_snaplen = if regular { classic_snaplen(name) } else { None };
         if let Some(s) = header_snaplen
             && (s == 0 || s > MAX_SNAPLEN)
         {
@@ -254,7 +255,7 @@ pub fn read_offline(
         }
         let mut odd = Oddities::default();
         let mut file = match pcap::Capture::from_file(name) {
-            Ok(c) => Savefile::new(c, name != "-"),
+            Ok(c) => Savefile::new(c, regular),
             Err(e) => {
                 report.outcome = SourceOutcome::Unreadable(explain_open_error(&display, &e));
                 reports.push(report);
