@@ -12,9 +12,13 @@ pub const EXACT_MAX: usize = 2048;
 pub const HLL_REGISTERS: usize = 1024;
 const HLL_BITS: u32 = HLL_REGISTERS.trailing_zeros();
 
+/// The exact values: a hash set (a sorted vector, tried first, moved up to 16 KiB on every
+/// insert of a random-order port scan).
+type Exact = hashbrown::HashSet<u64, foldhash::fast::FixedState>;
+
 #[derive(Clone, Debug)]
 enum Repr {
-    Exact(Vec<u64>),
+    Exact(Exact),
     Sketch(Box<[u8; HLL_REGISTERS]>),
 }
 
@@ -27,7 +31,9 @@ pub struct DistinctSet {
 impl Default for DistinctSet {
     fn default() -> Self {
         DistinctSet {
-            repr: Repr::Exact(Vec::new()),
+            repr: Repr::Exact(Exact::with_hasher(foldhash::fast::FixedState::with_seed(
+                0xd157,
+            ))),
         }
     }
 }
@@ -44,22 +50,21 @@ impl DistinctSet {
     /// Adds a value; returns true when it was (as far as the set can tell) new.
     pub fn insert(&mut self, v: u64) -> bool {
         match &mut self.repr {
-            Repr::Exact(vals) => match vals.binary_search(&v) {
-                Ok(_) => false,
-                Err(at) => {
-                    if vals.len() < EXACT_MAX {
-                        vals.insert(at, v);
-                    } else {
-                        let mut regs = Box::new([0u8; HLL_REGISTERS]);
-                        for &x in vals.iter() {
-                            add_hash(&mut regs, mix(x));
-                        }
-                        add_hash(&mut regs, mix(v));
-                        self.repr = Repr::Sketch(regs);
+            Repr::Exact(vals) => {
+                if vals.len() < EXACT_MAX {
+                    vals.insert(v)
+                } else if vals.contains(&v) {
+                    false
+                } else {
+                    let mut regs = Box::new([0u8; HLL_REGISTERS]);
+                    for &x in vals.iter() {
+                        add_hash(&mut regs, mix(x));
                     }
+                    add_hash(&mut regs, mix(v));
+                    self.repr = Repr::Sketch(regs);
                     true
                 }
-            },
+            }
             Repr::Sketch(regs) => add_hash(regs, mix(v)),
         }
     }
@@ -81,18 +86,23 @@ impl DistinctSet {
         matches!(self.repr, Repr::Exact(_))
     }
 
-    /// The values, smallest first, while exact (empty once it is a sketch).
-    pub fn values(&self) -> &[u64] {
+    /// The `n` smallest values, smallest first, while exact (none once it is a sketch).
+    pub fn smallest(&self, n: usize) -> Vec<u64> {
         match &self.repr {
-            Repr::Exact(v) => v,
-            Repr::Sketch(_) => &[],
+            Repr::Exact(v) => {
+                let mut all: Vec<u64> = v.iter().copied().collect();
+                all.sort_unstable();
+                all.truncate(n);
+                all
+            }
+            Repr::Sketch(_) => Vec::new(),
         }
     }
 
     /// Heap bytes used, for the detector's memory budget.
     pub fn bytes(&self) -> usize {
         match &self.repr {
-            Repr::Exact(v) => v.capacity() * 8,
+            Repr::Exact(v) => v.allocation_size(),
             Repr::Sketch(_) => HLL_REGISTERS,
         }
     }
@@ -142,7 +152,7 @@ mod tests {
         assert!(!s.insert(22));
         assert!(s.insert(80));
         assert_eq!(s.len(), 2);
-        assert_eq!(s.values(), &[22, 80]);
+        assert_eq!(s.smallest(10), vec![22, 80]);
         assert!(s.is_exact());
     }
 

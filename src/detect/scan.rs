@@ -495,10 +495,9 @@ impl Scanner {
         };
         let mut port_sample: Vec<u16> = d
             .ports
-            .values()
-            .iter()
-            .take(SAMPLE)
-            .map(|&p| p as u16)
+            .smallest(SAMPLE)
+            .into_iter()
+            .map(|p| p as u16)
             .collect();
         if port_sample.is_empty() {
             port_sample = d.per_port.keys().copied().take(SAMPLE).collect();
