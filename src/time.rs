@@ -55,9 +55,7 @@ impl Micros {
             }
             out.push_str(head);
         });
-        out.push('.');
-        crate::output::text::push_padded(out, micros as u64, 6);
-        out.push('Z');
+        crate::output::text::push_micros_z(out, micros as u32);
     }
 
     pub fn to_rfc3339(self) -> String {

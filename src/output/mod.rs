@@ -51,14 +51,13 @@ pub fn write_uid(s: &mut String, flow_id: u64) {
     x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     x ^= x >> 31;
-    s.push('C');
-    for _ in 0..17 {
-        s.push(char::from(
-            *ALPHABET.get((x % 62) as usize).unwrap_or(&b'0'),
-        ));
+    let mut buf = [b'C'; 18];
+    for d in buf.iter_mut().skip(1) {
+        *d = *ALPHABET.get((x % 62) as usize).unwrap_or(&b'0');
         x /= 62;
         if x == 0 {
             x = flow_id.rotate_left(17) | 1;
         }
     }
+    text::push_ascii(s, &buf);
 }

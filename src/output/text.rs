@@ -24,18 +24,58 @@ pub fn push_padded(s: &mut String, v: u64, width: usize) {
 pub fn push_ip(s: &mut String, a: &Addr) {
     match a.to_ip() {
         std::net::IpAddr::V4(v4) => {
-            for (n, o) in v4.octets().iter().enumerate() {
-                if n > 0 {
-                    s.push('.');
+            let mut buf = [0u8; 15];
+            let mut n = 0;
+            for (i, &o) in v4.octets().iter().enumerate() {
+                if i > 0 {
+                    put(&mut buf, &mut n, b'.');
                 }
-                push_u64(s, u64::from(*o));
+                if o >= 100 {
+                    put(&mut buf, &mut n, b'0' + o / 100);
+                }
+                if o >= 10 {
+                    put(&mut buf, &mut n, b'0' + o / 10 % 10);
+                }
+                put(&mut buf, &mut n, b'0' + o % 10);
             }
+            push_ascii(s, buf.get(..n).unwrap_or(&[]));
         }
         std::net::IpAddr::V6(v6) => {
             use std::fmt::Write as _;
             let _ = write!(s, "{v6}");
         }
     }
+}
+
+/// Stores `b` at `buf[*n]` and moves `n` on (nothing when full).
+#[inline]
+fn put<const N: usize>(buf: &mut [u8; N], n: &mut usize, b: u8) {
+    if let Some(slot) = buf.get_mut(*n) {
+        *slot = b;
+        *n += 1;
+    }
+}
+
+/// Appends ASCII bytes made by the caller in one piece (a `push` per character re-checks
+/// the capacity and encodes each one). Bytes that are not UTF-8 (never passed) are dropped.
+#[inline]
+pub fn push_ascii(s: &mut String, bytes: &[u8]) {
+    if let Ok(t) = std::str::from_utf8(bytes) {
+        s.push_str(t);
+    }
+}
+
+/// Appends `.ffffffZ`: the microseconds of an RFC 3339 time and its zone.
+pub fn push_micros_z(s: &mut String, micros: u32) {
+    let mut buf = *b".000000Z";
+    let mut v = micros;
+    for i in (1..7).rev() {
+        if let Some(d) = buf.get_mut(i) {
+            *d = b'0' + (v % 10) as u8;
+        }
+        v /= 10;
+    }
+    push_ascii(s, &buf);
 }
 
 /// Appends microseconds as seconds with six decimals (`{:.6}` of the seconds).
