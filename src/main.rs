@@ -115,6 +115,7 @@ fn common_options(c: &CommonArgs, inputs: Vec<String>) -> Result<ReadOptions, Ex
         },
         table: TableConfig {
             max_flows: c.max_flows,
+            compact_after: c.compact_after,
             timeouts,
         },
         alerts: ConnTarget::from_arg(c.alerts.as_deref()),

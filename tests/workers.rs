@@ -29,7 +29,7 @@ fn fixtures() -> Vec<String> {
 /// Runs `read` over every fixture with `workers`; returns (conn JSON, conn Zeek, alerts,
 /// summary JSON).
 fn run(workers: u32, extra: &[&str]) -> (String, String, String, String) {
-    let dir = scratch(&format!("workers-{workers}-{}", extra.len()));
+    let dir = scratch(&format!("workers-{workers}-{}", extra.join("_")));
     let p = |n: &str| dir.join(n).display().to_string();
     let mut args = vec!["read".to_string()];
     args.extend(fixtures());
@@ -106,4 +106,25 @@ fn equal_with_checksums_verified_and_short_timers() {
     assert!(one.0 == four.0, "conn JSON differs with 4 workers");
     assert_eq!(one.2, four.2, "alerts differ with 4 workers");
     assert_eq!(one.3, four.3, "summary differs with 4 workers");
+}
+
+/// Flows kept as their first packet until they see a second ([`--compact-after`], every flow
+/// here with 0) end exactly as connections kept whole from the start, with eviction under
+/// `--max-flows` too.
+#[test]
+fn compact_flows_write_the_same() {
+    for extra in [&[][..], &["--max-flows", "40"][..]] {
+        let args = |n: &'static str| {
+            let mut v = vec!["--compact-after", n];
+            v.extend_from_slice(extra);
+            v
+        };
+        let whole = run(1, &args("100000000"));
+        let compact = run(1, &args("0"));
+        assert!(whole.0.lines().count() > 3000);
+        assert!(whole.0 == compact.0, "conn JSON differs ({extra:?})");
+        assert!(whole.1 == compact.1, "conn Zeek differs ({extra:?})");
+        assert_eq!(whole.2, compact.2, "alerts differ ({extra:?})");
+        assert_eq!(whole.3, compact.3, "summary differs ({extra:?})");
+    }
 }

@@ -52,7 +52,42 @@ struct Meta {
     /// Least-recently-active list (most recent at the head).
     prev: u32,
     next: u32,
-    live: bool,
+    /// What the slot holds: [`DEAD`], an index into `conns`, or [`EMBRYO`] with an index into
+    /// `embryos`.
+    body: u32,
+}
+
+/// `Meta::body` of a slot that holds nothing.
+const DEAD: u32 = u32::MAX;
+/// `Meta::body` flag: the slot holds an [`Embryo`] (the other bits are its index).
+const EMBRYO: u32 = 1 << 31;
+
+/// A connection that has seen one packet, kept as that packet: 112 bytes instead of a
+/// 552-byte [`Connection`]. Half-open floods, scans of filtered ports and one-way datagrams
+/// make most of the open flows a sensor holds at its peak, and most of them never see a
+/// second packet.
+///
+/// It turns into the connection by replaying the packet through exactly the calls that made
+/// the connection in the first place ([`FlowTable::fresh`], with the clock of that moment), so
+/// nothing about it can differ: it is hatched when its second packet comes, when its timer
+/// fires, and when it ends. Flows are kept this way only once
+/// [`TableConfig::compact_after`] flows are open, so ordinary traffic does not pay for the
+/// replay.
+#[derive(Clone, Copy, Debug)]
+struct Embryo {
+    flow_id: u64,
+    first: Decoded,
+    /// The table's clock when the packet came.
+    clock: Micros,
+    /// The outer connection (tunnels), or `u64::MAX`.
+    parent: u64,
+    carries: Option<TunnelKind>,
+}
+
+impl Embryo {
+    fn parent(&self) -> Option<u64> {
+        (self.parent != u64::MAX).then_some(self.parent)
+    }
 }
 
 /// Counters the table keeps.
@@ -70,13 +105,20 @@ pub struct FlowStats {
 pub struct TableConfig {
     pub timeouts: Timeouts,
     pub max_flows: usize,
+    /// Once this many flows are open, a new flow is kept as its first packet until it sees
+    /// another (see [`Embryo`]); results are the same either way.
+    pub compact_after: usize,
 }
+
+/// Default for [`TableConfig::compact_after`].
+pub const COMPACT_AFTER: usize = 65_536;
 
 impl Default for TableConfig {
     fn default() -> Self {
         TableConfig {
             timeouts: Timeouts::default(),
             max_flows: 1_000_000,
+            compact_after: COMPACT_AFTER,
         }
     }
 }
@@ -88,10 +130,14 @@ pub struct FlowTable {
     /// the connection.
     index: HashTable<u32>,
     hasher: foldhash::fast::FixedState,
-    /// Connections by slot; `meta` has the same length.
-    conns: Vec<Connection>,
+    /// Slots: what the index, the timer queue and the LRU list name. Each holds a
+    /// connection or an embryo (`Meta::body`).
     meta: Vec<Meta>,
     free: Vec<u32>,
+    conns: Vec<Connection>,
+    conns_free: Vec<u32>,
+    embryos: Vec<Embryo>,
+    embryos_free: Vec<u32>,
     /// Each connection's next due time (slot, generation); stale entries are skipped.
     heap: TimerQueue<(u32, u32)>,
     lru_head: u32,
@@ -115,9 +161,12 @@ impl FlowTable {
         FlowTable {
             index: HashTable::new(),
             hasher: foldhash::fast::FixedState::with_seed(0x5eed_f10e),
-            conns: Vec::new(),
             meta: Vec::new(),
             free: Vec::new(),
+            conns: Vec::new(),
+            conns_free: Vec::new(),
+            embryos: Vec::new(),
+            embryos_free: Vec::new(),
             heap: TimerQueue::new(),
             lru_head: NIL,
             lru_tail: NIL,
@@ -139,12 +188,25 @@ impl FlowTable {
         self.index.len()
     }
 
-    /// The slot of the live connection with this key.
+    /// The key of what slot `s` holds.
+    fn key_of(meta: &[Meta], conns: &[Connection], embryos: &[Embryo], s: u32) -> Option<FlowKey> {
+        let body = meta.get(s as usize)?.body;
+        if body == DEAD {
+            None
+        } else if body & EMBRYO != 0 {
+            let e = embryos.get((body & !EMBRYO) as usize)?;
+            Directed::of(&e.first).map(|d| d.key)
+        } else {
+            conns.get(body as usize).map(|c| c.key)
+        }
+    }
+
+    /// The slot of the live flow with this key.
     fn find(&self, key: &FlowKey) -> Option<u32> {
-        let conns = &self.conns;
+        let (meta, conns, embryos) = (&self.meta, &self.conns, &self.embryos);
         self.index
-            .find(self.hasher.hash_one(key), |&i| {
-                conns.get(i as usize).is_some_and(|c| c.key == *key)
+            .find(self.hasher.hash_one(key), |&s| {
+                Self::key_of(meta, conns, embryos, s).is_some_and(|k| k == *key)
             })
             .copied()
     }
@@ -188,20 +250,22 @@ impl FlowTable {
             self.stats.non_first_fragments += 1;
             return None;
         };
-        let mut idx = self.find(&dir.key);
-        if let (Some(i), Transport::Tcp(seg)) = (idx, d.transport)
-            && self.live(i).is_some_and(|c| c.tcp_is_reuse(&seg))
+        let mut found = self.find(&dir.key).and_then(|s| Some((s, self.hatch(s)?)));
+        if let (Some((s, ci)), Transport::Tcp(seg)) = (found, d.transport)
+            && self
+                .conns
+                .get(ci as usize)
+                .is_some_and(|c| c.tcp_is_reuse(&seg))
         {
             self.stats.reused += 1;
-            self.remove(i, EndReason::Reused, self.clock, emit);
-            idx = None;
+            self.remove(s, EndReason::Reused, self.clock, emit);
+            found = None;
         }
-        let i = match idx {
-            Some(i) => i,
-            None => self.create(&dir, d, emit),
+        let Some((s, ci)) = found else {
+            return self.create(&dir, d, parent, carries, emit);
         };
-        self.touch(i);
-        let conn = self.conns.get_mut(i as usize)?;
+        self.touch(s);
+        let conn = self.conns.get_mut(ci as usize)?;
         let side = conn.side_of(&dir.src);
         conn.set_clock(self.clock, d);
         conn.packet(side, d);
@@ -213,10 +277,10 @@ impl FlowTable {
         }
         let id = conn.flow_id;
         let due = conn.next_due().max(self.heap.floor());
-        let meta = self.meta.get_mut(i as usize)?;
+        let meta = self.meta.get_mut(s as usize)?;
         if due < meta.heap_at {
             meta.heap_at = due;
-            self.heap.push(due, (i, meta.generation));
+            self.heap.push(due, (s, meta.generation));
         }
         Some(id)
     }
@@ -249,21 +313,16 @@ impl FlowTable {
             // Connections are prefetched a few ahead of the one firing: all of them at once
             // would queue hundreds of cache-line loads and stall on the prefetches themselves.
             for &(_, i, _) in self.due.iter().take(PREFETCH_AHEAD) {
-                if let Some(c) = self.conns.get(i as usize) {
-                    prefetch(c);
-                }
+                self.prefetch_body(i);
             }
             let due = std::mem::take(&mut self.due);
             for (k, &(at, i, generation)) in due.iter().enumerate() {
-                if let Some(&(_, ahead, _)) = due.get(k + PREFETCH_AHEAD)
-                    && let Some(c) = self.conns.get(ahead as usize)
-                {
-                    prefetch(c);
+                if let Some(&(_, ahead, _)) = due.get(k + PREFETCH_AHEAD) {
+                    self.prefetch_body(ahead);
                 }
-                let live = self
-                    .meta
-                    .get(i as usize)
-                    .is_some_and(|m| m.live && m.generation == generation && m.heap_at == at);
+                let live = self.meta.get(i as usize).is_some_and(|m| {
+                    m.body != DEAD && m.generation == generation && m.heap_at == at
+                });
                 if live {
                     self.fire(i, at, now, emit);
                 }
@@ -272,23 +331,41 @@ impl FlowTable {
         }
     }
 
-    /// Fires connection `i`'s timers (its queue entry for `at` came due).
-    fn fire(&mut self, i: u32, at: Micros, now: Micros, emit: &mut impl FnMut(ConnRecord)) {
-        let Some(meta) = self.meta.get_mut(i as usize) else {
+    /// Asks for the cache lines of what slot `s` holds (see [`FlowTable::advance`]).
+    fn prefetch_body(&self, s: u32) {
+        let Some(body) = self.meta.get(s as usize).map(|m| m.body) else {
+            return;
+        };
+        if body == DEAD {
+        } else if body & EMBRYO != 0 {
+            if let Some(e) = self.embryos.get((body & !EMBRYO) as usize) {
+                prefetch(e);
+            }
+        } else if let Some(c) = self.conns.get(body as usize) {
+            prefetch(c);
+        }
+    }
+
+    /// Fires the timers of the flow in slot `s` (its queue entry for `at` came due).
+    fn fire(&mut self, s: u32, at: Micros, now: Micros, emit: &mut impl FnMut(ConnRecord)) {
+        let Some(ci) = self.hatch(s) else {
+            return;
+        };
+        let floor = self.heap.floor();
+        let (Some(meta), Some(conn)) = (
+            self.meta.get_mut(s as usize),
+            self.conns.get_mut(ci as usize),
+        ) else {
             return;
         };
         meta.heap_at = Micros::MAX;
-        let generation = meta.generation;
-        let Some(conn) = self.conns.get_mut(i as usize) else {
-            return;
-        };
         match conn.fire_timers(now) {
-            Some(reason) => self.remove(i, reason, at, emit),
+            Some(reason) => self.remove(s, reason, at, emit),
             None => {
-                let due = conn.next_due().max(self.heap.floor());
+                let due = conn.next_due().max(floor);
                 if due < Micros::MAX {
                     meta.heap_at = due;
-                    self.heap.push(due, (i, generation));
+                    self.heap.push(due, (s, meta.generation));
                 }
             }
         }
@@ -310,13 +387,21 @@ impl FlowTable {
         emit: &mut impl FnMut(ConnRecord),
     ) -> bool {
         if self.flushing.is_none() {
+            let (conns, embryos) = (&self.conns, &self.embryos);
             let mut order: Vec<(u64, u32)> = self
                 .meta
                 .iter()
-                .zip(&self.conns)
                 .enumerate()
-                .filter(|(_, (m, _))| m.live)
-                .map(|(i, (_, c))| (c.flow_id, i as u32))
+                .filter_map(|(s, m)| {
+                    let id = if m.body == DEAD {
+                        return None;
+                    } else if m.body & EMBRYO != 0 {
+                        embryos.get((m.body & !EMBRYO) as usize)?.flow_id
+                    } else {
+                        conns.get(m.body as usize)?.flow_id
+                    };
+                    Some((id, s as u32))
+                })
                 .collect();
             // Highest first: `pop` takes the lowest.
             order.sort_unstable_by(|a, b| b.cmp(a));
@@ -338,99 +423,195 @@ impl FlowTable {
         done
     }
 
-    /// The connection in slot `i`, when the slot is in use.
-    fn live(&self, i: u32) -> Option<&Connection> {
-        self.meta
-            .get(i as usize)
-            .filter(|m| m.live)
-            .and_then(|_| self.conns.get(i as usize))
+    /// The connection a packet makes: exactly the calls a new flow's first packet goes
+    /// through, whether now or when an [`Embryo`] is hatched.
+    fn fresh(
+        &self,
+        flow_id: u64,
+        d: &Decoded,
+        clock: Micros,
+        parent: Option<u64>,
+        carries: Option<TunnelKind>,
+    ) -> Option<Connection> {
+        let dir = Directed::of(d)?;
+        let mut conn = Connection::new(flow_id, dir.key, dir.src, dir.dst, d, self.timeouts, clock);
+        let side = conn.side_of(&dir.src);
+        conn.set_clock(clock, d);
+        conn.packet(side, d);
+        if let Some(p) = parent {
+            conn.parents.get_or_insert_with(Box::default).add(p);
+        }
+        if carries.is_some() {
+            conn.tunnel = carries;
+        }
+        Some(conn)
     }
 
-    fn create(&mut self, dir: &Directed, d: &Decoded, emit: &mut impl FnMut(ConnRecord)) -> u32 {
+    /// Stores a connection; returns its index in `conns`.
+    fn store(&mut self, conn: Connection) -> u32 {
+        match self.conns_free.pop() {
+            Some(ci) => {
+                if let Some(c) = self.conns.get_mut(ci as usize) {
+                    *c = conn;
+                }
+                ci
+            }
+            None => {
+                self.conns.push(conn);
+                (self.conns.len() - 1) as u32
+            }
+        }
+    }
+
+    /// Makes sure slot `s` holds a connection (hatching an embryo); returns its index in
+    /// `conns`, or None when the slot is free.
+    fn hatch(&mut self, s: u32) -> Option<u32> {
+        let body = self.meta.get(s as usize)?.body;
+        if body == DEAD {
+            return None;
+        }
+        if body & EMBRYO == 0 {
+            return Some(body);
+        }
+        let ei = body & !EMBRYO;
+        let e = *self.embryos.get(ei as usize)?;
+        let conn = self.fresh(e.flow_id, &e.first, e.clock, e.parent(), e.carries)?;
+        self.embryos_free.push(ei);
+        let ci = self.store(conn);
+        if let Some(m) = self.meta.get_mut(s as usize) {
+            m.body = ci;
+        }
+        Some(ci)
+    }
+
+    /// Starts a flow with its first packet; returns its flow id.
+    fn create(
+        &mut self,
+        dir: &Directed,
+        d: &Decoded,
+        parent: Option<u64>,
+        carries: Option<TunnelKind>,
+        emit: &mut impl FnMut(ConnRecord),
+    ) -> Option<u64> {
         if self.index.len() >= self.cfg.max_flows && self.lru_tail != NIL {
             self.stats.evicted += 1;
             self.remove(self.lru_tail, EndReason::Evicted, self.clock, emit);
         }
         let flow_id = self.next_flow_id;
         self.next_flow_id = self.next_flow_id.wrapping_add(1);
-        let conn = Connection::new(
-            flow_id,
-            dir.key,
-            dir.src,
-            dir.dst,
-            d,
-            self.timeouts,
-            self.clock,
-        );
-        let fresh = Meta {
+        let conn = self.fresh(flow_id, d, self.clock, parent, carries)?;
+        let due = conn.next_due().max(self.heap.floor());
+        let body = if self.index.len() >= self.cfg.compact_after {
+            let e = Embryo {
+                flow_id,
+                first: *d,
+                clock: self.clock,
+                parent: parent.unwrap_or(u64::MAX),
+                carries,
+            };
+            let ei = match self.embryos_free.pop() {
+                Some(ei) => {
+                    if let Some(slot) = self.embryos.get_mut(ei as usize) {
+                        *slot = e;
+                    }
+                    ei
+                }
+                None => {
+                    self.embryos.push(e);
+                    (self.embryos.len() - 1) as u32
+                }
+            };
+            EMBRYO | ei
+        } else {
+            self.store(conn)
+        };
+        let mut fresh = Meta {
             heap_at: Micros::MAX,
             generation: 0,
             prev: NIL,
             next: NIL,
-            live: true,
+            body,
         };
-        let i = match self.free.pop() {
-            Some(i) => {
-                if let (Some(c), Some(m)) = (
-                    self.conns.get_mut(i as usize),
-                    self.meta.get_mut(i as usize),
-                ) {
-                    *c = conn;
-                    *m = Meta {
-                        generation: m.generation.wrapping_add(1),
-                        ..fresh
-                    };
+        let s = match self.free.pop() {
+            Some(s) => {
+                if let Some(m) = self.meta.get_mut(s as usize) {
+                    fresh.generation = m.generation.wrapping_add(1);
+                    *m = fresh;
                 }
-                i
+                s
             }
             None => {
-                self.conns.push(conn);
                 self.meta.push(fresh);
-                (self.conns.len() - 1) as u32
+                (self.meta.len() - 1) as u32
             }
         };
-        let (conns, hasher) = (&self.conns, &self.hasher);
-        self.index.insert_unique(hasher.hash_one(dir.key), i, |&j| {
-            match conns.get(j as usize) {
-                Some(c) => hasher.hash_one(c.key),
-                None => 0,
-            }
+        let (meta, conns, embryos, hasher) = (&self.meta, &self.conns, &self.embryos, &self.hasher);
+        self.index.insert_unique(hasher.hash_one(dir.key), s, |&j| {
+            Self::key_of(meta, conns, embryos, j).map_or(0, |k| hasher.hash_one(k))
         });
-        self.link_front(i);
+        self.link_front(s);
         self.stats.created += 1;
         self.stats.peak_active = self.stats.peak_active.max(self.index.len() as u64);
-        i
+        if due < Micros::MAX
+            && let Some(m) = self.meta.get_mut(s as usize)
+        {
+            m.heap_at = due;
+            self.heap.push(due, (s, m.generation));
+        }
+        Some(flow_id)
     }
 
-    /// Ends connection `i`; `due` is when its end was due (the timer's time, the packet's, or
-    /// `Micros::MAX` at the end), for the canonical order of records ([`ConnRecord::order`]).
+    /// Ends the flow in slot `s`; `due` is when its end was due (the timer's time, the
+    /// packet's, or `Micros::MAX` at the end), for the canonical order of records
+    /// ([`ConnRecord::order`]).
     fn remove(
         &mut self,
-        i: u32,
+        s: u32,
         reason: EndReason,
         due: Micros,
         emit: &mut impl FnMut(ConnRecord),
     ) {
-        let Some(meta) = self.meta.get_mut(i as usize).filter(|m| m.live) else {
+        let Some(body) = self.meta.get(s as usize).map(|m| m.body) else {
             return;
         };
-        meta.live = false;
-        meta.heap_at = Micros::MAX;
-        let Some(conn) = self.conns.get(i as usize) else {
+        if body == DEAD {
             return;
+        }
+        let hatched;
+        let conn = if body & EMBRYO != 0 {
+            let ei = body & !EMBRYO;
+            let Some(e) = self.embryos.get(ei as usize).copied() else {
+                return;
+            };
+            let Some(c) = self.fresh(e.flow_id, &e.first, e.clock, e.parent(), e.carries) else {
+                return;
+            };
+            self.embryos_free.push(ei);
+            hatched = c;
+            &hatched
+        } else {
+            let Some(c) = self.conns.get(body as usize) else {
+                return;
+            };
+            self.conns_free.push(body);
+            c
         };
         let mut rec = ConnRecord::from_conn(conn, reason);
         rec.seq = self.seq;
         rec.due = due;
         let key = conn.key;
-        self.unlink(i);
+        if let Some(m) = self.meta.get_mut(s as usize) {
+            m.body = DEAD;
+            m.heap_at = Micros::MAX;
+        }
+        self.unlink(s);
         if let Ok(e) = self
             .index
-            .find_entry(self.hasher.hash_one(key), |&j| j == i)
+            .find_entry(self.hasher.hash_one(key), |&j| j == s)
         {
             e.remove();
         }
-        self.free.push(i);
+        self.free.push(s);
         emit(rec);
     }
 

@@ -1,4 +1,4 @@
-//! The flow table's timer queue: a radix heap over packet time, with 8-bit digits.
+//! The flow table's timer queue: a radix heap over packet time, with 4-bit digits.
 //!
 //! Timers in synwatch are monotone: every timer is armed at or after the analysis clock, and
 //! the clock never runs backwards (`FlowTable::advance_to`), so no timer is ever earlier than
@@ -7,11 +7,12 @@
 //! out the minimum only redistributes one bucket, downwards. It replaced a binary heap whose
 //! sift-downs over every open connection were about a fifth of a worker's time.
 //!
-//! The buckets are named by the highest differing 8-bit digit and that digit's value (8 × 256
-//! buckets, and one for entries equal to `last`), so an entry moves at most 8 times and a timer
-//! a few seconds out (2^22 µs) about 3 times; with one bucket per bit it moved up to 22 times,
-//! and those moves were 7 % of all the time on the small-packet benchmark capture. A bitmap
-//! of non-empty buckets finds the next one.
+//! The buckets are named by the highest differing 4-bit digit and that digit's value (16 × 16
+//! buckets, and one for entries equal to `last`), so an entry moves at most 16 times and a
+//! timer a few seconds out (2^22 µs) about 6 times. With one bucket per bit it moved up to 22
+//! times, and those moves were 7 % of all the time on the small-packet benchmark capture (4 %
+//! now). 8-bit digits moved entries less but no faster, and their 2 049 growing buckets cost
+//! 40 bytes more per open flow. A bitmap of non-empty buckets finds the next one.
 //!
 //! `last` only moves when an entry is taken out (peeking scans, but does not redistribute), so
 //! it never passes the analysis clock, and every timer the table arms is at or after it.
@@ -21,7 +22,7 @@
 
 use crate::time::Micros;
 
-const DIGIT_BITS: u32 = 8;
+const DIGIT_BITS: u32 = 4;
 const RADIX: usize = 1 << DIGIT_BITS;
 const DIGITS: usize = 64 / DIGIT_BITS as usize;
 /// Bucket 0 holds entries equal to `last`; bucket `1 + level * RADIX + d` holds entries whose

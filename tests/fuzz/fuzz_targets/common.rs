@@ -23,6 +23,9 @@ pub fn analyzer(verify: bool, max_flows: usize) -> Analyzer {
     Analyzer::new(
         TableConfig {
             max_flows,
+            // Half the table as embryos (flows kept as their first packet), so that the
+            // fuzzers go through hatching too.
+            compact_after: max_flows / 2,
             ..TableConfig::default()
         },
         DecodeOptions {
