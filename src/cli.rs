@@ -228,7 +228,7 @@ pub struct CommonArgs {
     #[arg(long, default_value_t = 1_000_000, value_name = "N")]
     pub max_flows: usize,
 
-    /// Once N flows are open, a new flow is kept as its first packet (about 110 bytes instead
+    /// Once N flows are open, a new flow is kept as its first packet (about 120 bytes instead
     /// of 550) until a second packet, its timer or its end turns it into a connection: half-open
     /// floods and scans cost a fifth of the memory. It changes no result.
     #[arg(long, default_value_t = crate::flow::table::COMPACT_AFTER, value_name = "N")]
