@@ -38,7 +38,7 @@ impl Micros {
     ///
     /// Records come in bursts within the same second, so the date and time of day are kept
     /// per thread for the last second written, and only the microseconds are rendered anew.
-    pub fn write_rfc3339(self, out: &mut String) {
+    pub fn write_rfc3339(self, out: &mut impl crate::output::text::Text) {
         thread_local! {
             /// The last second written and its date and time (records come in bursts from
             /// the same second).
@@ -53,7 +53,7 @@ impl Micros {
                 date_time(secs, head);
                 *cached = secs;
             }
-            out.push_str(head);
+            out.put(head);
         });
         crate::output::text::push_micros_z(out, micros as u32);
     }

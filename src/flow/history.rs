@@ -48,7 +48,12 @@ impl std::fmt::Debug for History {
 
 impl History {
     pub fn as_str(&self) -> &str {
-        std::str::from_utf8(self.buf.get(..usize::from(self.len)).unwrap_or(&[])).unwrap_or("")
+        std::str::from_utf8(self.as_bytes()).unwrap_or("")
+    }
+
+    /// The letters as ASCII bytes (without `as_str`'s UTF-8 check).
+    pub fn as_bytes(&self) -> &[u8] {
+        self.buf.get(..usize::from(self.len)).unwrap_or(&[])
     }
 
     pub fn is_empty(&self) -> bool {

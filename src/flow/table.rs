@@ -261,8 +261,12 @@ impl FlowTable {
             self.remove(s, EndReason::Reused, self.clock, emit);
             found = None;
         }
-        let Some((s, ci)) = found else {
-            return self.create(&dir, d, parent, carries, emit);
+        let (s, ci) = match found {
+            Some(f) => f,
+            None if self.index.len() >= self.cfg.compact_after => {
+                return self.create_embryo(&dir, d, parent, carries, emit);
+            }
+            None => self.create(&dir, d, emit),
         };
         self.touch(s);
         let conn = self.conns.get_mut(ci as usize)?;
@@ -484,47 +488,21 @@ impl FlowTable {
         Some(ci)
     }
 
-    /// Starts a flow with its first packet; returns its flow id.
-    fn create(
-        &mut self,
-        dir: &Directed,
-        d: &Decoded,
-        parent: Option<u64>,
-        carries: Option<TunnelKind>,
-        emit: &mut impl FnMut(ConnRecord),
-    ) -> Option<u64> {
+    /// Makes room for a new flow (evicting the least recently active when the table is full)
+    /// and names it.
+    fn make_room(&mut self, emit: &mut impl FnMut(ConnRecord)) -> u64 {
         if self.index.len() >= self.cfg.max_flows && self.lru_tail != NIL {
             self.stats.evicted += 1;
             self.remove(self.lru_tail, EndReason::Evicted, self.clock, emit);
         }
         let flow_id = self.next_flow_id;
         self.next_flow_id = self.next_flow_id.wrapping_add(1);
-        let conn = self.fresh(flow_id, d, self.clock, parent, carries)?;
-        let due = conn.next_due().max(self.heap.floor());
-        let body = if self.index.len() >= self.cfg.compact_after {
-            let e = Embryo {
-                flow_id,
-                first: *d,
-                clock: self.clock,
-                parent: parent.unwrap_or(u64::MAX),
-                carries,
-            };
-            let ei = match self.embryos_free.pop() {
-                Some(ei) => {
-                    if let Some(slot) = self.embryos.get_mut(ei as usize) {
-                        *slot = e;
-                    }
-                    ei
-                }
-                None => {
-                    self.embryos.push(e);
-                    (self.embryos.len() - 1) as u32
-                }
-            };
-            EMBRYO | ei
-        } else {
-            self.store(conn)
-        };
+        flow_id
+    }
+
+    /// Gives a new flow with this key and `body` a slot: in the index, at the head of the
+    /// LRU list, with no timer yet.
+    fn new_slot(&mut self, key: &FlowKey, body: u32) -> u32 {
         let mut fresh = Meta {
             heap_at: Micros::MAX,
             generation: 0,
@@ -546,12 +524,72 @@ impl FlowTable {
             }
         };
         let (meta, conns, embryos, hasher) = (&self.meta, &self.conns, &self.embryos, &self.hasher);
-        self.index.insert_unique(hasher.hash_one(dir.key), s, |&j| {
+        self.index.insert_unique(hasher.hash_one(key), s, |&j| {
             Self::key_of(meta, conns, embryos, j).map_or(0, |k| hasher.hash_one(k))
         });
         self.link_front(s);
         self.stats.created += 1;
         self.stats.peak_active = self.stats.peak_active.max(self.index.len() as u64);
+        s
+    }
+
+    /// Starts a connection for a flow's first packet, which the caller then applies to it as
+    /// to any other; returns (slot, index in `conns`).
+    fn create(
+        &mut self,
+        dir: &Directed,
+        d: &Decoded,
+        emit: &mut impl FnMut(ConnRecord),
+    ) -> (u32, u32) {
+        let flow_id = self.make_room(emit);
+        let conn = Connection::new(
+            flow_id,
+            dir.key,
+            dir.src,
+            dir.dst,
+            d,
+            self.timeouts,
+            self.clock,
+        );
+        let ci = self.store(conn);
+        (self.new_slot(&dir.key, ci), ci)
+    }
+
+    /// Starts a flow as an [`Embryo`]; returns its flow id. The connection its packet makes
+    /// is built here only to learn when its first timer is due.
+    fn create_embryo(
+        &mut self,
+        dir: &Directed,
+        d: &Decoded,
+        parent: Option<u64>,
+        carries: Option<TunnelKind>,
+        emit: &mut impl FnMut(ConnRecord),
+    ) -> Option<u64> {
+        let flow_id = self.make_room(emit);
+        let due = self
+            .fresh(flow_id, d, self.clock, parent, carries)?
+            .next_due()
+            .max(self.heap.floor());
+        let e = Embryo {
+            flow_id,
+            first: *d,
+            clock: self.clock,
+            parent: parent.unwrap_or(u64::MAX),
+            carries,
+        };
+        let ei = match self.embryos_free.pop() {
+            Some(ei) => {
+                if let Some(slot) = self.embryos.get_mut(ei as usize) {
+                    *slot = e;
+                }
+                ei
+            }
+            None => {
+                self.embryos.push(e);
+                (self.embryos.len() - 1) as u32
+            }
+        };
+        let s = self.new_slot(&dir.key, EMBRYO | ei);
         if due < Micros::MAX
             && let Some(m) = self.meta.get_mut(s as usize)
         {

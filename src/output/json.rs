@@ -151,17 +151,17 @@ impl PortCache {
     }
 }
 
-fn push_flags(s: &mut String, f: u8) {
+fn push_flags(s: &mut impl super::text::Text, f: u8) {
     for (bit, c) in [
-        (0x01, 'F'),
-        (0x02, 'S'),
-        (0x04, 'R'),
-        (0x08, 'P'),
-        (0x10, 'A'),
-        (0x20, 'U'),
+        (0x01, "F"),
+        (0x02, "S"),
+        (0x04, "R"),
+        (0x08, "P"),
+        (0x10, "A"),
+        (0x20, "U"),
     ] {
         if f & bit != 0 {
-            s.push(c);
+            s.put(c);
         }
     }
 }
@@ -174,28 +174,28 @@ pub fn write_flow_into(
     out: &mut impl std::io::Write,
     r: &ConnRecord,
     db: &PortDb,
-    line: &mut String,
+    line: &mut Vec<u8>,
     cache: &mut PortCache,
 ) -> std::io::Result<()> {
-    use super::text::{push_ip, push_secs6, push_u64};
-    use std::fmt::Write as _;
+    use super::text::{Text, push_ip, push_secs6, push_u64};
+    use std::io::Write as _;
     let is_tcp = r.ip_proto == proto::TCP;
     line.clear();
-    line.push_str("{\"timestamp\":\"");
+    line.put("{\"timestamp\":\"");
     r.start.write_rfc3339(line);
-    line.push_str("\",\"flow_id\":");
+    line.put("\",\"flow_id\":");
     push_u64(line, r.flow_id);
-    line.push_str(",\"event_type\":\"flow\",\"src_ip\":\"");
+    line.put(",\"event_type\":\"flow\",\"src_ip\":\"");
     push_ip(line, &r.orig.addr);
-    line.push_str("\",\"src_port\":");
+    line.put("\",\"src_port\":");
     push_u64(line, u64::from(r.orig.port));
-    line.push_str(",\"dest_ip\":\"");
+    line.put(",\"dest_ip\":\"");
     push_ip(line, &r.resp.addr);
-    line.push_str("\",\"dest_port\":");
+    line.put("\",\"dest_port\":");
     push_u64(line, u64::from(r.resp.port));
-    line.push_str(",\"proto\":\"");
-    line.push_str(proto_name(r.ip_proto));
-    line.push_str("\",\"ip_proto\":");
+    line.put(",\"proto\":\"");
+    line.put(proto_name(r.ip_proto));
+    line.put("\",\"ip_proto\":");
     push_u64(line, u64::from(r.ip_proto));
     match (r.vlans.outer, r.vlans.inner) {
         (0, _) => {}
@@ -207,75 +207,73 @@ pub fn write_flow_into(
         }
     }
     if let Some(p) = cache.get(r.ip_proto, r.resp.port, db) {
-        line.push_str(",\"port\":");
-        line.push_str(p);
+        line.put(",\"port\":");
+        line.put(p);
     }
-    line.push_str(",\"flow\":{\"uid\":\"");
+    line.put(",\"flow\":{\"uid\":\"");
     super::write_uid(line, r.flow_id);
-    line.push_str("\",\"conn_state\":\"");
-    line.push_str(r.conn_state.name());
-    line.push_str("\",\"history\":\"");
-    line.push_str(r.history.as_str());
-    line.push_str("\",\"duration\":");
+    line.put("\",\"conn_state\":\"");
+    line.put(r.conn_state.name());
+    line.put("\",\"history\":\"");
+    line.put_ascii(r.history.as_bytes());
+    line.put("\",\"duration\":");
     push_secs6(line, r.duration().0);
-    for (name, v) in [
-        ("orig_pkts", r.orig_pkts),
-        ("orig_bytes", r.orig_bytes),
-        ("resp_pkts", r.resp_pkts),
-        ("resp_bytes", r.resp_bytes),
-        ("orig_ip_bytes", r.orig_ip_bytes),
-        ("resp_ip_bytes", r.resp_ip_bytes),
-        ("missed_bytes", r.missed_bytes),
+    for (key, v) in [
+        (",\"orig_pkts\":", r.orig_pkts),
+        (",\"orig_bytes\":", r.orig_bytes),
+        (",\"resp_pkts\":", r.resp_pkts),
+        (",\"resp_bytes\":", r.resp_bytes),
+        (",\"orig_ip_bytes\":", r.orig_ip_bytes),
+        (",\"resp_ip_bytes\":", r.resp_ip_bytes),
+        (",\"missed_bytes\":", r.missed_bytes),
     ] {
-        line.push_str(",\"");
-        line.push_str(name);
-        line.push_str("\":");
+        line.put(key);
         push_u64(line, v);
     }
-    line.push_str(",\"start\":\"");
+    line.put(",\"start\":\"");
     r.start.write_rfc3339(line);
-    line.push_str("\",\"end\":\"");
+    line.put("\",\"end\":\"");
     r.end.write_rfc3339(line);
-    line.push_str("\",\"reason\":\"");
-    line.push_str(r.reason.name());
-    line.push('"');
+    line.put("\",\"reason\":\"");
+    line.put(r.reason.name());
+    line.put("\"");
     if is_tcp {
-        line.push_str(",\"handshake\":\"");
-        line.push_str(r.handshake.name());
-        line.push('"');
+        line.put(",\"handshake\":\"");
+        line.put(r.handshake.name());
+        line.put("\"");
     }
     if let Some(us) = r.syn_synack_us {
-        line.push_str(",\"syn_synack_us\":");
+        line.put(",\"syn_synack_us\":");
         push_u64(line, us);
     }
     if let Some(us) = r.synack_ack_us {
-        line.push_str(",\"synack_ack_us\":");
+        line.put(",\"synack_ack_us\":");
         push_u64(line, us);
     }
     if let Some(t) = r.tunnel {
         let _ = write!(line, ",\"tunnel\":\"{}\"", t.name());
     }
     if !r.parents.is_empty() {
-        line.push_str(",\"tunnel_parents\":[");
+        line.put(",\"tunnel_parents\":[");
         for (n, p) in r.parents.as_slice().iter().enumerate() {
             if n > 0 {
-                line.push(',');
+                line.put(",");
             }
-            line.push('"');
+            line.put("\"");
             super::write_uid(line, *p);
-            line.push('"');
+            line.put("\"");
         }
-        line.push(']');
+        line.put("]");
     }
     if is_tcp {
-        line.push_str(",\"orig_tcp_flags\":\"");
+        line.put(",\"orig_tcp_flags\":\"");
         push_flags(line, r.orig_tcp_flags);
-        line.push_str("\",\"resp_tcp_flags\":\"");
+        line.put("\",\"resp_tcp_flags\":\"");
         push_flags(line, r.resp_tcp_flags);
-        line.push('"');
+        line.put("\"");
     }
-    line.push_str("}}\n");
-    out.write_all(line.as_bytes())
+    line.put("}}\n");
+    out.write_all(line)
 }
 
 /// Writes one record as a JSON line.
@@ -373,7 +371,7 @@ mod tests {
         }
         an.finish(EndReason::EndOfInput);
         assert!(an.pending.len() > 10, "{}", an.pending.len());
-        let (mut line, mut cache) = (String::new(), PortCache::default());
+        let (mut line, mut cache) = (Vec::new(), PortCache::default());
         for r in &an.pending {
             let mut a = Vec::new();
             let mut b = Vec::new();

@@ -44,7 +44,7 @@ pub fn uid(flow_id: u64) -> String {
 }
 
 /// Appends the uid of `flow_id` to `s`.
-pub fn write_uid(s: &mut String, flow_id: u64) {
+pub fn write_uid(s: &mut impl text::Text, flow_id: u64) {
     const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     // Mix the id so consecutive flows do not get look-alike uids (splitmix64 finaliser).
     let mut x = flow_id.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -59,5 +59,5 @@ pub fn write_uid(s: &mut String, flow_id: u64) {
             x = flow_id.rotate_left(17) | 1;
         }
     }
-    text::push_ascii(s, &buf);
+    s.put_ascii(&buf);
 }

@@ -1,27 +1,60 @@
-//! Numbers, addresses and times rendered into a `String` without `core::fmt`: the record
-//! writers call these for every field of every record, and `write!` costs several times more.
+//! Numbers, addresses and times rendered without `core::fmt`: the record writers call these
+//! for every field of every record, and `write!` costs several times more. They append to a
+//! `String` or to a byte buffer ([`Text`]); the JSON record writer uses bytes, which spares a
+//! UTF-8 check on every piece it builds itself.
 
 use crate::decode::Addr;
 
+/// Where rendered text is appended.
+pub trait Text {
+    fn put(&mut self, s: &str);
+    /// ASCII bytes made by the caller (a `String` checks them; nothing else is ever passed).
+    fn put_ascii(&mut self, b: &[u8]);
+}
+
+impl Text for String {
+    #[inline]
+    fn put(&mut self, s: &str) {
+        self.push_str(s);
+    }
+    #[inline]
+    fn put_ascii(&mut self, b: &[u8]) {
+        if let Ok(t) = std::str::from_utf8(b) {
+            self.push_str(t);
+        }
+    }
+}
+
+impl Text for Vec<u8> {
+    #[inline]
+    fn put(&mut self, s: &str) {
+        self.extend_from_slice(s.as_bytes());
+    }
+    #[inline]
+    fn put_ascii(&mut self, b: &[u8]) {
+        self.extend_from_slice(b);
+    }
+}
+
 /// Appends `v` in decimal.
 #[inline]
-pub fn push_u64(s: &mut String, v: u64) {
-    s.push_str(itoa::Buffer::new().format(v));
+pub fn push_u64(s: &mut impl Text, v: u64) {
+    s.put(itoa::Buffer::new().format(v));
 }
 
 /// Appends `v` in decimal with at least `width` digits (zero-padded).
-pub fn push_padded(s: &mut String, v: u64, width: usize) {
+pub fn push_padded(s: &mut impl Text, v: u64, width: usize) {
     let mut b = itoa::Buffer::new();
     let digits = b.format(v);
     for _ in digits.len()..width {
-        s.push('0');
+        s.put("0");
     }
-    s.push_str(digits);
+    s.put(digits);
 }
 
 /// Appends an IP address as `std::net::IpAddr`'s `Display` writes it (IPv4 by hand; IPv6,
 /// whose compression rules are longer, through `Display`).
-pub fn push_ip(s: &mut String, a: &Addr) {
+pub fn push_ip(s: &mut impl Text, a: &Addr) {
     match a.to_ip() {
         std::net::IpAddr::V4(v4) => {
             let mut buf = [0u8; 15];
@@ -38,12 +71,9 @@ pub fn push_ip(s: &mut String, a: &Addr) {
                 }
                 put(&mut buf, &mut n, b'0' + o % 10);
             }
-            push_ascii(s, buf.get(..n).unwrap_or(&[]));
+            s.put_ascii(buf.get(..n).unwrap_or(&[]));
         }
-        std::net::IpAddr::V6(v6) => {
-            use std::fmt::Write as _;
-            let _ = write!(s, "{v6}");
-        }
+        std::net::IpAddr::V6(v6) => s.put(&v6.to_string()),
     }
 }
 
@@ -56,17 +86,8 @@ fn put<const N: usize>(buf: &mut [u8; N], n: &mut usize, b: u8) {
     }
 }
 
-/// Appends ASCII bytes made by the caller in one piece (a `push` per character re-checks
-/// the capacity and encodes each one). Bytes that are not UTF-8 (never passed) are dropped.
-#[inline]
-pub fn push_ascii(s: &mut String, bytes: &[u8]) {
-    if let Ok(t) = std::str::from_utf8(bytes) {
-        s.push_str(t);
-    }
-}
-
 /// Appends `.ffffffZ`: the microseconds of an RFC 3339 time and its zone.
-pub fn push_micros_z(s: &mut String, micros: u32) {
+pub fn push_micros_z(s: &mut impl Text, micros: u32) {
     let mut buf = *b".000000Z";
     let mut v = micros;
     for i in (1..7).rev() {
@@ -75,17 +96,17 @@ pub fn push_micros_z(s: &mut String, micros: u32) {
         }
         v /= 10;
     }
-    push_ascii(s, &buf);
+    s.put_ascii(&buf);
 }
 
 /// Appends microseconds as seconds with six decimals (`{:.6}` of the seconds).
-pub fn push_secs6(s: &mut String, micros: i64) {
+pub fn push_secs6(s: &mut impl Text, micros: i64) {
     if micros < 0 {
-        s.push('-');
+        s.put("-");
     }
     let m = micros.unsigned_abs();
     push_u64(s, m / 1_000_000);
-    s.push('.');
+    s.put(".");
     push_padded(s, m % 1_000_000, 6);
 }
 

@@ -14,6 +14,8 @@ pub struct ConnWriter {
     sink: Sink,
     format: ConnFormat,
     line: String,
+    /// The JSON writer's line: bytes, not a `String` (see `text::Text`).
+    bytes: Vec<u8>,
     header_done: bool,
     db: Arc<PortDb>,
     ports: json::PortCache,
@@ -26,6 +28,7 @@ impl ConnWriter {
             sink,
             format,
             line: String::new(),
+            bytes: Vec::new(),
             header_done: false,
             db,
             ports: json::PortCache::default(),
@@ -41,9 +44,13 @@ impl ConnWriter {
             }
         }
         match self.format {
-            ConnFormat::Json => {
-                json::write_flow_into(&mut self.sink, r, &self.db, &mut self.line, &mut self.ports)?
-            }
+            ConnFormat::Json => json::write_flow_into(
+                &mut self.sink,
+                r,
+                &self.db,
+                &mut self.bytes,
+                &mut self.ports,
+            )?,
             ConnFormat::Zeek => zeek::write_row(&mut self.sink, r, &mut self.line, &self.db)?,
         }
         self.written += 1;
