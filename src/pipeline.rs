@@ -188,6 +188,9 @@ struct Outputs {
     db: Arc<PortDb>,
     last: Micros,
     rotate_size: u64,
+    /// One alert, rendered before it is written in one piece: serde writing each small
+    /// piece through the log's `dyn Write` cost more than the rendering.
+    alert_buf: Vec<u8>,
 }
 
 /// An output failure: which log (true: connections) and the error.
@@ -208,11 +211,13 @@ impl Outputs {
                     (_, _, Some(a)) => a,
                     _ => continue,
                 };
+            self.alert_buf.clear();
             let res = match self.alert_format {
-                AlertFormat::Json => alerts::write_json(sink, a, &self.db),
-                AlertFormat::Text => alerts::write_text(sink, a, &self.db),
+                AlertFormat::Json => alerts::write_json(&mut self.alert_buf, a, &self.db),
+                AlertFormat::Text => alerts::write_text(&mut self.alert_buf, a, &self.db),
             };
-            res.map_err(|e| (self.alerts_share_conn, e))?;
+            res.and_then(|()| sink.write_all(&self.alert_buf))
+                .map_err(|e| (self.alerts_share_conn, e))?;
         }
         for st in &chunk.stats {
             let (sink, is_conn): (&mut dyn Write, bool) = if self.stats_to_alerts {
@@ -595,6 +600,7 @@ fn analyse_and_write(
         db: opts.db.clone(),
         last: Micros::ZERO,
         rotate_size,
+        alert_buf: Vec::new(),
     };
 
     let n = opts.workers.max(1);
