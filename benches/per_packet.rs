@@ -76,24 +76,28 @@ fn bench(c: &mut Criterion) {
             }
         })
     });
+    // Building a table (its timer queue's buckets) is not per-packet work: setup.
     g.bench_function("decode_and_track", |b| {
-        b.iter(|| {
-            let mut table = FlowTable::new(TableConfig::default());
-            let mut n = 0u64;
-            for p in &pkts {
-                if let Ok(d) = decode(
-                    p.linktype,
-                    &p.data,
-                    p.ts,
-                    p.wire_len,
-                    DecodeOptions::default(),
-                ) {
-                    table.packet(&d, None, None, &mut |r| n += r.orig_pkts);
+        b.iter_batched(
+            || FlowTable::new(TableConfig::default()),
+            |mut table| {
+                let mut n = 0u64;
+                for p in &pkts {
+                    if let Ok(d) = decode(
+                        p.linktype,
+                        &p.data,
+                        p.ts,
+                        p.wire_len,
+                        DecodeOptions::default(),
+                    ) {
+                        table.packet(&d, None, None, &mut |r| n += r.orig_pkts);
+                    }
                 }
-            }
-            table.flush(EndReason::EndOfInput, &mut |r| n += r.orig_pkts);
-            black_box(n)
-        })
+                table.flush(EndReason::EndOfInput, &mut |r| n += r.orig_pkts);
+                black_box(n)
+            },
+            BatchSize::LargeInput,
+        )
     });
     let decoded: Vec<Decoded> = pkts
         .iter()
@@ -109,15 +113,18 @@ fn bench(c: &mut Criterion) {
         })
         .collect();
     g.bench_function("flow_table", |b| {
-        b.iter(|| {
-            let mut table = FlowTable::new(TableConfig::default());
-            let mut n = 0u64;
-            for d in &decoded {
-                table.packet(d, None, None, &mut |r| n += r.orig_pkts);
-            }
-            table.flush(EndReason::EndOfInput, &mut |r| n += r.orig_pkts);
-            black_box(n)
-        })
+        b.iter_batched(
+            || FlowTable::new(TableConfig::default()),
+            |mut table| {
+                let mut n = 0u64;
+                for d in &decoded {
+                    table.packet(d, None, None, &mut |r| n += r.orig_pkts);
+                }
+                table.flush(EndReason::EndOfInput, &mut |r| n += r.orig_pkts);
+                black_box(n)
+            },
+            BatchSize::LargeInput,
+        )
     });
     let db = Arc::new(PortDb::builtin().expect("built-in port table"));
     // Building an analyzer (histograms, detector tables) is not per-packet work: setup.

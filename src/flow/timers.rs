@@ -157,7 +157,7 @@ impl<T: Copy> TimerQueue<T> {
 
     /// Drops every entry (end of input) and the memory of the busiest buckets.
     pub fn clear(&mut self) {
-        for b in &mut self.buckets {
+        for b in self.buckets.iter_mut().filter(|b| b.capacity() > 0) {
             b.clear();
             b.shrink_to(KEEP_CAPACITY);
         }
