@@ -12,12 +12,17 @@ pub const EXACT_MAX: usize = 2048;
 pub const HLL_REGISTERS: usize = 1024;
 const HLL_BITS: u32 = HLL_REGISTERS.trailing_zeros();
 
-/// The exact values: a hash set (a sorted vector, tried first, moved up to 16 KiB on every
-/// insert of a random-order port scan).
+/// Values kept in a sorted vector before they move to a hash set: most sets (a host's ports,
+/// a port's hosts) stay this small, and a vector is cheaper to make, search and drop.
+const SMALL_MAX: usize = 64;
+
+/// The exact values past [`SMALL_MAX`]: a hash set (a sorted vector moved up to 16 KiB on
+/// every insert of a random-order port scan).
 type Exact = hashbrown::HashSet<u64, foldhash::fast::FixedState>;
 
 #[derive(Clone, Debug)]
 enum Repr {
+    Small(Vec<u64>),
     Exact(Exact),
     Sketch(Box<[u8; HLL_REGISTERS]>),
 }
@@ -31,9 +36,7 @@ pub struct DistinctSet {
 impl Default for DistinctSet {
     fn default() -> Self {
         DistinctSet {
-            repr: Repr::Exact(Exact::with_hasher(foldhash::fast::FixedState::with_seed(
-                0xd157,
-            ))),
+            repr: Repr::Small(Vec::new()),
         }
     }
 }
@@ -50,6 +53,21 @@ impl DistinctSet {
     /// Adds a value; returns true when it was (as far as the set can tell) new.
     pub fn insert(&mut self, v: u64) -> bool {
         match &mut self.repr {
+            Repr::Small(vals) => match vals.binary_search(&v) {
+                Ok(_) => false,
+                Err(at) => {
+                    if vals.len() < SMALL_MAX {
+                        vals.insert(at, v);
+                    } else {
+                        let mut set =
+                            Exact::with_hasher(foldhash::fast::FixedState::with_seed(0xd157));
+                        set.extend(vals.iter().copied());
+                        set.insert(v);
+                        self.repr = Repr::Exact(set);
+                    }
+                    true
+                }
+            },
             Repr::Exact(vals) => {
                 if vals.len() < EXACT_MAX {
                     vals.insert(v)
@@ -72,6 +90,7 @@ impl DistinctSet {
     /// How many distinct values (exact, or the sketch's estimate).
     pub fn len(&self) -> u64 {
         match &self.repr {
+            Repr::Small(v) => v.len() as u64,
             Repr::Exact(v) => v.len() as u64,
             Repr::Sketch(regs) => estimate(regs),
         }
@@ -83,12 +102,13 @@ impl DistinctSet {
 
     /// True while the count is exact.
     pub fn is_exact(&self) -> bool {
-        matches!(self.repr, Repr::Exact(_))
+        !matches!(self.repr, Repr::Sketch(_))
     }
 
     /// The `n` smallest values, smallest first, while exact (none once it is a sketch).
     pub fn smallest(&self, n: usize) -> Vec<u64> {
         match &self.repr {
+            Repr::Small(v) => v.iter().take(n).copied().collect(),
             Repr::Exact(v) => {
                 let mut all: Vec<u64> = v.iter().copied().collect();
                 all.sort_unstable();
@@ -102,6 +122,7 @@ impl DistinctSet {
     /// Heap bytes used, for the detector's memory budget.
     pub fn bytes(&self) -> usize {
         match &self.repr {
+            Repr::Small(v) => v.capacity() * 8,
             Repr::Exact(v) => v.allocation_size(),
             Repr::Sketch(_) => HLL_REGISTERS,
         }
