@@ -10,12 +10,15 @@ use synwatch::rules::Rules;
 
 /// Every link type synwatch decodes, and one it does not.
 #[allow(dead_code)]
-pub const LINKTYPES: [i32; 16] = [1, 0, 9, 10, 12, 14, 50, 51, 101, 105, 108, 113, 127, 228, 229, 276];
+pub const LINKTYPES: [i32; 16] = [
+    1, 0, 9, 10, 12, 14, 50, 51, 101, 105, 108, 113, 127, 228, 229, 276,
+];
 
 /// The port database, parsed once.
 pub fn db() -> Arc<PortDb> {
     static DB: std::sync::OnceLock<Arc<PortDb>> = std::sync::OnceLock::new();
-    DB.get_or_init(|| Arc::new(PortDb::builtin().unwrap())).clone()
+    DB.get_or_init(|| Arc::new(PortDb::builtin().unwrap()))
+        .clone()
 }
 
 pub fn analyzer(verify: bool, max_flows: usize) -> Analyzer {
@@ -40,9 +43,10 @@ pub fn write_all(an: &mut Analyzer) {
     let db = db();
     let mut sink = std::io::sink();
     let mut line = String::new();
+    let mut bytes = Vec::new();
     let mut cache = synwatch::output::json::PortCache::default();
     for r in &an.pending {
-        synwatch::output::json::write_flow_into(&mut sink, r, &db, &mut line, &mut cache).unwrap();
+        synwatch::output::json::write_flow_into(&mut sink, r, &db, &mut bytes, &mut cache).unwrap();
         synwatch::output::zeek::write_row(&mut sink, r, &mut line, &db).unwrap();
     }
     for a in &an.alerts {

@@ -7,7 +7,9 @@ use synwatch::time::Micros;
 mod common;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&sel, frame)) = data.split_first() else { return };
+    let Some((&sel, frame)) = data.split_first() else {
+        return;
+    };
     let lt = common::LINKTYPES[usize::from(sel) % common::LINKTYPES.len()];
     let mut an = common::analyzer(sel & 0x80 != 0, 1000);
     // The wire length may claim more than was captured (snap length).

@@ -8,7 +8,9 @@ use synwatch::time::Micros;
 mod common;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&sel, mut rest)) = data.split_first() else { return };
+    let Some((&sel, mut rest)) = data.split_first() else {
+        return;
+    };
     let lt = common::LINKTYPES[usize::from(sel) % common::LINKTYPES.len()];
     let mut an = common::analyzer(sel & 0x80 != 0, 8);
     let mut ts: i64 = 1_600_000_000_000_000;
@@ -20,7 +22,11 @@ fuzz_target!(|data: &[u8]| {
         let n = len.min(rest.len());
         let (frame, tail) = rest.split_at(n);
         rest = tail;
-        ts = ts.saturating_add(step.saturating_mul(if sel & 1 == 0 { 1_000 } else { 1_000_000_000 }));
+        ts = ts.saturating_add(step.saturating_mul(if sel & 1 == 0 {
+            1_000
+        } else {
+            1_000_000_000
+        }));
         an.packet(lt, frame, Micros(ts), frame.len() as u32);
         if an.pending.len() > 64 {
             common::write_all(&mut an);

@@ -10,12 +10,16 @@ mod common;
 
 fuzz_target!(|data: &[u8]| {
     let path = std::env::temp_dir().join(format!("synwatch-fuzz-{}.pcap", std::process::id()));
-    let Ok(mut f) = std::fs::File::create(&path) else { return };
+    let Ok(mut f) = std::fs::File::create(&path) else {
+        return;
+    };
     if f.write_all(data).is_err() {
         return;
     }
     drop(f);
-    let Ok(mut cap) = pcap::Capture::from_file(&path) else { return };
+    let Ok(mut cap) = pcap::Capture::from_file(&path) else {
+        return;
+    };
     let lt = cap.get_datalink().0;
     let mut an = common::analyzer(false, 64);
     let mut n = 0;
