@@ -22,13 +22,17 @@ pub fn db() -> Arc<PortDb> {
 }
 
 pub fn analyzer(verify: bool, max_flows: usize) -> Analyzer {
+    // Half the table as embryos (flows kept as their first packet), so that the fuzzers go
+    // through hatching too.
+    analyzer_with(verify, max_flows, max_flows / 2)
+}
+
+pub fn analyzer_with(verify: bool, max_flows: usize, compact_after: usize) -> Analyzer {
     let db = db();
     Analyzer::new(
         TableConfig {
             max_flows,
-            // Half the table as embryos (flows kept as their first packet), so that the
-            // fuzzers go through hatching too.
-            compact_after: max_flows / 2,
+            compact_after,
             ..TableConfig::default()
         },
         DecodeOptions {

@@ -1,6 +1,8 @@
 #![no_main]
 //! A sequence of frames (one link type) with times that may go backwards or jump years, through
-//! the whole analysis, a small flow table (so eviction runs), then every writer.
+//! the whole analysis, a small flow table (so eviction runs), then every writer. A second
+//! analysis keeps every flow whole from its first packet (no embryos); both must write the
+//! same records and alerts.
 use libfuzzer_sys::fuzz_target;
 use synwatch::time::Micros;
 
@@ -13,6 +15,11 @@ fuzz_target!(|data: &[u8]| {
     };
     let lt = common::LINKTYPES[usize::from(sel) % common::LINKTYPES.len()];
     let mut an = common::analyzer(sel & 0x80 != 0, 8);
+    let mut whole = common::analyzer_with(sel & 0x80 != 0, 8, usize::MAX);
+    let same = |a: &synwatch::analyse::Analyzer, b: &synwatch::analyse::Analyzer| {
+        assert_eq!(format!("{:?}", a.pending), format!("{:?}", b.pending));
+        assert_eq!(format!("{:?}", a.alerts), format!("{:?}", b.alerts));
+    };
     let mut ts: i64 = 1_600_000_000_000_000;
     // Each packet: time step (i16, seconds scaled), length (u16 mod 1500), bytes.
     while rest.len() >= 4 {
@@ -28,13 +35,20 @@ fuzz_target!(|data: &[u8]| {
             1_000_000_000
         }));
         an.packet(lt, frame, Micros(ts), frame.len() as u32);
+        whole.packet(lt, frame, Micros(ts), frame.len() as u32);
         if an.pending.len() > 64 {
+            same(&an, &whole);
             common::write_all(&mut an);
-            an.pending.clear();
-            an.alerts.clear();
+            for x in [&mut an, &mut whole] {
+                x.pending.clear();
+                x.alerts.clear();
+            }
         }
     }
-    an.tick(Micros(ts.saturating_add(600_000_000)));
-    an.finish(synwatch::flow::EndReason::EndOfInput);
+    for x in [&mut an, &mut whole] {
+        x.tick(Micros(ts.saturating_add(600_000_000)));
+        x.finish(synwatch::flow::EndReason::EndOfInput);
+    }
+    same(&an, &whole);
     common::write_all(&mut an);
 });
