@@ -614,8 +614,10 @@ fn analyse_and_write(
     let (rec_back_tx, rec_back_rx) = bounded::<Vec<ConnRecord>>(4 * n + 2);
     let mut worker_txs = Vec::with_capacity(n);
     let mut workers = Vec::with_capacity(n);
+    // Both limits are for the whole run, so each worker's table gets its share.
     let table = TableConfig {
         max_flows: opts.table.max_flows.div_ceil(n).max(1),
+        compact_after: opts.table.compact_after.div_ceil(n),
         ..opts.table
     };
     let depth_rx = pkt_rx.clone();
