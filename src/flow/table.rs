@@ -106,7 +106,7 @@ pub struct TableConfig {
     pub timeouts: Timeouts,
     pub max_flows: usize,
     /// Once this many flows are open, a new flow is kept as its first packet until it sees
-    /// another (see [`Embryo`]); results are the same either way.
+    /// another (an embryo: see `src/flow/table.rs`); results are the same either way.
     pub compact_after: usize,
 }
 
@@ -427,8 +427,9 @@ impl FlowTable {
         done
     }
 
-    /// The connection a packet makes: exactly the calls a new flow's first packet goes
-    /// through, whether now or when an [`Embryo`] is hatched.
+    /// The connection a flow's first packet makes, for an [`Embryo`]: the same calls, in the
+    /// same order and with the same clock, as [`FlowTable::create`] followed by the rest of
+    /// [`FlowTable::packet`] (`tests/workers.rs` and the `flow_sequence` fuzzer compare the two).
     fn fresh(
         &self,
         flow_id: u64,
