@@ -62,6 +62,38 @@ const DEAD: u32 = u32::MAX;
 /// `Meta::body` flag: the slot holds an [`Embryo`] (the other bits are its index).
 const EMBRYO: u32 = 1 << 31;
 
+/// `Meta::body`, decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Body {
+    Dead,
+    Conn(u32),
+    Embryo(u32),
+}
+
+impl Meta {
+    fn body(&self) -> Body {
+        if self.body == DEAD {
+            Body::Dead
+        } else if self.body & EMBRYO != 0 {
+            Body::Embryo(self.body & !EMBRYO)
+        } else {
+            Body::Conn(self.body)
+        }
+    }
+}
+
+/// Puts `item` in a free place of `slab` (or at its end); returns its index.
+fn put<T>(slab: &mut Vec<T>, free: &mut Vec<u32>, item: T) -> u32 {
+    if let Some(i) = free.pop()
+        && let Some(place) = slab.get_mut(i as usize)
+    {
+        *place = item;
+        return i;
+    }
+    slab.push(item);
+    (slab.len() - 1) as u32
+}
+
 /// A connection that has seen one packet, kept as that packet: 120 bytes instead of a
 /// 552-byte [`Connection`]. Half-open floods, scans of filtered ports and one-way datagrams
 /// make most of the open flows a sensor holds at its peak, and most of them never see a
@@ -87,6 +119,27 @@ struct Embryo {
 impl Embryo {
     fn parent(&self) -> Option<u64> {
         (self.parent != u64::MAX).then_some(self.parent)
+    }
+}
+
+/// Gives a connection one of its packets (after `Connection::new` for the first): the one
+/// place both a packet of a tracked flow and an embryo's replay go through.
+fn apply(
+    conn: &mut Connection,
+    dir: &Directed,
+    d: &Decoded,
+    clock: Micros,
+    parent: Option<u64>,
+    carries: Option<TunnelKind>,
+) {
+    let side = conn.side_of(&dir.src);
+    conn.set_clock(clock, d);
+    conn.packet(side, d);
+    if let Some(p) = parent {
+        conn.parents.get_or_insert_with(Box::default).add(p);
+    }
+    if carries.is_some() {
+        conn.tunnel = carries;
     }
 }
 
@@ -190,14 +243,10 @@ impl FlowTable {
 
     /// The key of what slot `s` holds.
     fn key_of(meta: &[Meta], conns: &[Connection], embryos: &[Embryo], s: u32) -> Option<FlowKey> {
-        let body = meta.get(s as usize)?.body;
-        if body == DEAD {
-            None
-        } else if body & EMBRYO != 0 {
-            let e = embryos.get((body & !EMBRYO) as usize)?;
-            Directed::of(&e.first).map(|d| d.key)
-        } else {
-            conns.get(body as usize).map(|c| c.key)
+        match meta.get(s as usize)?.body() {
+            Body::Dead => None,
+            Body::Conn(ci) => conns.get(ci as usize).map(|c| c.key),
+            Body::Embryo(ei) => Directed::of(&embryos.get(ei as usize)?.first).map(|d| d.key),
         }
     }
 
@@ -270,15 +319,7 @@ impl FlowTable {
         };
         self.touch(s);
         let conn = self.conns.get_mut(ci as usize)?;
-        let side = conn.side_of(&dir.src);
-        conn.set_clock(self.clock, d);
-        conn.packet(side, d);
-        if let Some(p) = parent {
-            conn.parents.get_or_insert_with(Box::default).add(p);
-        }
-        if carries.is_some() {
-            conn.tunnel = carries;
-        }
+        apply(conn, &dir, d, self.clock, parent, carries);
         let id = conn.flow_id;
         let due = conn.next_due().max(self.heap.floor());
         let meta = self.meta.get_mut(s as usize)?;
@@ -337,17 +378,11 @@ impl FlowTable {
 
     /// Asks for the cache lines of what slot `s` holds (see [`FlowTable::advance`]).
     fn prefetch_body(&self, s: u32) {
-        let Some(body) = self.meta.get(s as usize).map(|m| m.body) else {
-            return;
+        match self.meta.get(s as usize).map(Meta::body) {
+            Some(Body::Conn(ci)) => self.conns.get(ci as usize).map(prefetch),
+            Some(Body::Embryo(ei)) => self.embryos.get(ei as usize).map(prefetch),
+            Some(Body::Dead) | None => None,
         };
-        if body == DEAD {
-        } else if body & EMBRYO != 0 {
-            if let Some(e) = self.embryos.get((body & !EMBRYO) as usize) {
-                prefetch(e);
-            }
-        } else if let Some(c) = self.conns.get(body as usize) {
-            prefetch(c);
-        }
     }
 
     /// Fires the timers of the flow in slot `s` (its queue entry for `at` came due).
@@ -397,12 +432,10 @@ impl FlowTable {
                 .iter()
                 .enumerate()
                 .filter_map(|(s, m)| {
-                    let id = if m.body == DEAD {
-                        return None;
-                    } else if m.body & EMBRYO != 0 {
-                        embryos.get((m.body & !EMBRYO) as usize)?.flow_id
-                    } else {
-                        conns.get(m.body as usize)?.flow_id
+                    let id = match m.body() {
+                        Body::Dead => return None,
+                        Body::Conn(ci) => conns.get(ci as usize)?.flow_id,
+                        Body::Embryo(ei) => embryos.get(ei as usize)?.flow_id,
                     };
                     Some((id, s as u32))
                 })
@@ -427,9 +460,10 @@ impl FlowTable {
         done
     }
 
-    /// The connection a flow's first packet makes, for an [`Embryo`]: the same calls, in the
-    /// same order and with the same clock, as [`FlowTable::create`] followed by the rest of
-    /// [`FlowTable::packet`] (`tests/workers.rs` and the `flow_sequence` fuzzer compare the two).
+    /// The connection a flow's first packet makes, for an [`Embryo`]: what
+    /// [`FlowTable::create`] makes, given the packet by [`apply`] as [`FlowTable::packet`]
+    /// does, with the clock of that moment (`tests/workers.rs` and the `flow_sequence` fuzzer
+    /// compare the two).
     fn fresh(
         &self,
         flow_id: u64,
@@ -440,45 +474,23 @@ impl FlowTable {
     ) -> Option<Connection> {
         let dir = Directed::of(d)?;
         let mut conn = Connection::new(flow_id, dir.key, dir.src, dir.dst, d, self.timeouts, clock);
-        let side = conn.side_of(&dir.src);
-        conn.set_clock(clock, d);
-        conn.packet(side, d);
-        if let Some(p) = parent {
-            conn.parents.get_or_insert_with(Box::default).add(p);
-        }
-        if carries.is_some() {
-            conn.tunnel = carries;
-        }
+        apply(&mut conn, &dir, d, clock, parent, carries);
         Some(conn)
     }
 
     /// Stores a connection; returns its index in `conns`.
     fn store(&mut self, conn: Connection) -> u32 {
-        match self.conns_free.pop() {
-            Some(ci) => {
-                if let Some(c) = self.conns.get_mut(ci as usize) {
-                    *c = conn;
-                }
-                ci
-            }
-            None => {
-                self.conns.push(conn);
-                (self.conns.len() - 1) as u32
-            }
-        }
+        put(&mut self.conns, &mut self.conns_free, conn)
     }
 
     /// Makes sure slot `s` holds a connection (hatching an embryo); returns its index in
     /// `conns`, or None when the slot is free.
     fn hatch(&mut self, s: u32) -> Option<u32> {
-        let body = self.meta.get(s as usize)?.body;
-        if body == DEAD {
-            return None;
-        }
-        if body & EMBRYO == 0 {
-            return Some(body);
-        }
-        let ei = body & !EMBRYO;
+        let ei = match self.meta.get(s as usize)?.body() {
+            Body::Dead => return None,
+            Body::Conn(ci) => return Some(ci),
+            Body::Embryo(ei) => ei,
+        };
         let e = *self.embryos.get(ei as usize)?;
         let conn = self.fresh(e.flow_id, &e.first, e.clock, e.parent(), e.carries)?;
         self.embryos_free.push(ei);
@@ -578,18 +590,7 @@ impl FlowTable {
             parent: parent.unwrap_or(u64::MAX),
             carries,
         };
-        let ei = match self.embryos_free.pop() {
-            Some(ei) => {
-                if let Some(slot) = self.embryos.get_mut(ei as usize) {
-                    *slot = e;
-                }
-                ei
-            }
-            None => {
-                self.embryos.push(e);
-                (self.embryos.len() - 1) as u32
-            }
-        };
+        let ei = put(&mut self.embryos, &mut self.embryos_free, e);
         let s = self.new_slot(&dir.key, EMBRYO | ei);
         if due < Micros::MAX
             && let Some(m) = self.meta.get_mut(s as usize)
@@ -610,30 +611,31 @@ impl FlowTable {
         due: Micros,
         emit: &mut impl FnMut(ConnRecord),
     ) {
-        let Some(body) = self.meta.get(s as usize).map(|m| m.body) else {
+        let Some(body) = self.meta.get(s as usize).map(Meta::body) else {
             return;
         };
-        if body == DEAD {
-            return;
-        }
         let hatched;
-        let conn = if body & EMBRYO != 0 {
-            let ei = body & !EMBRYO;
-            let Some(e) = self.embryos.get(ei as usize).copied() else {
-                return;
-            };
-            let Some(c) = self.fresh(e.flow_id, &e.first, e.clock, e.parent(), e.carries) else {
-                return;
-            };
-            self.embryos_free.push(ei);
-            hatched = c;
-            &hatched
-        } else {
-            let Some(c) = self.conns.get(body as usize) else {
-                return;
-            };
-            self.conns_free.push(body);
-            c
+        let conn = match body {
+            Body::Dead => return,
+            Body::Embryo(ei) => {
+                let Some(e) = self.embryos.get(ei as usize).copied() else {
+                    return;
+                };
+                let Some(c) = self.fresh(e.flow_id, &e.first, e.clock, e.parent(), e.carries)
+                else {
+                    return;
+                };
+                self.embryos_free.push(ei);
+                hatched = c;
+                &hatched
+            }
+            Body::Conn(ci) => {
+                let Some(c) = self.conns.get(ci as usize) else {
+                    return;
+                };
+                self.conns_free.push(ci);
+                c
+            }
         };
         let mut rec = ConnRecord::from_conn(conn, reason);
         rec.seq = self.seq;
