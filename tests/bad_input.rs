@@ -124,18 +124,26 @@ fn a_bad_file_among_good_ones_is_reported_and_the_rest_analysed() {
     );
 }
 
-#[test]
-fn standard_input_is_read_with_dash() {
-    let bytes = std::fs::read(fixture("closed-port.pcap")).unwrap();
+/// Runs synwatch with `args`, `bytes` written to its standard input (a pipe) from a thread.
+fn run_with_stdin(args: &[&str], bytes: Vec<u8>) -> std::process::Output {
     let mut child = Command::new(bin())
-        .args(["read", "-", "--conn", "-", "-q"])
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(&bytes).unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || stdin.write_all(&bytes));
     let o = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    o
+}
+
+#[test]
+fn standard_input_is_read_with_dash() {
+    let bytes = std::fs::read(fixture("closed-port.pcap")).unwrap();
+    let o = run_with_stdin(&["read", "-", "--conn", "-", "-q"], bytes);
     assert!(o.status.success(), "{}", stderr_of(&o));
     let out = String::from_utf8_lossy(&o.stdout);
     let states: Vec<serde_json::Value> = out
@@ -155,17 +163,7 @@ fn a_pipe_given_by_name_gives_the_same_records_as_the_file() {
     let from_file = run(&["read", f.to_str().unwrap(), "--conn", "-", "-q"]);
     assert!(from_file.status.success(), "{}", stderr_of(&from_file));
     let bytes = std::fs::read(&f).unwrap();
-    let mut child = Command::new(bin())
-        .args(["read", "/dev/stdin", "--conn", "-", "-q"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let writer = std::thread::spawn(move || stdin.write_all(&bytes));
-    let o = child.wait_with_output().unwrap();
-    writer.join().unwrap().unwrap();
+    let o = run_with_stdin(&["read", "/dev/stdin", "--conn", "-", "-q"], bytes);
     assert!(o.status.success(), "{}", stderr_of(&o));
     assert_eq!(o.stdout.iter().filter(|&&b| b == b'\n').count(), 8);
     assert_eq!(
