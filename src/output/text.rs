@@ -73,7 +73,16 @@ pub fn push_ip(s: &mut impl Text, a: &Addr) {
             }
             s.put_ascii(buf.get(..n).unwrap_or(&[]));
         }
-        std::net::IpAddr::V6(v6) => s.put(&v6.to_string()),
+        std::net::IpAddr::V6(v6) => {
+            // Display's compression rules, into a stack buffer: no allocation per record.
+            use std::io::Write as _;
+            let mut buf = [0u8; 48];
+            let mut cur = std::io::Cursor::new(&mut buf[..]);
+            if write!(cur, "{v6}").is_ok() {
+                let n = cur.position() as usize;
+                s.put_ascii(buf.get(..n).unwrap_or(&[]));
+            }
+        }
     }
 }
 
