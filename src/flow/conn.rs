@@ -3,6 +3,7 @@
 
 use super::history::{History, Once, Scaled};
 use super::key::{Endpoint, FlowKey, proto};
+use super::pack::{Reader, Writer, maybe_delta, maybe_undelta, time_delta, time_undelta};
 use super::server_ports::is_likely_server_port;
 use super::tcp::{EndpointState, TcpConn};
 use crate::decode::tunnel::TunnelKind;
@@ -343,7 +344,210 @@ pub struct Connection {
     pub(crate) cfg: &'static Timeouts,
 }
 
+/// [`ProtoState`]s by their code in the byte form.
+const PROTO_STATES: [ProtoState; 4] = [
+    ProtoState::Tcp,
+    ProtoState::Udp,
+    ProtoState::Icmp,
+    ProtoState::Other,
+];
+
+impl Side {
+    fn pack(&self, w: &mut Writer) {
+        let Side {
+            pkts,
+            ip_bytes,
+            payload_bytes,
+            tcp_flags,
+            chk,
+        } = self;
+        w.sparse(&[
+            *pkts,
+            *ip_bytes,
+            *payload_bytes,
+            u64::from(*tcp_flags),
+            u64::from(chk.count()),
+        ]);
+    }
+
+    fn unpack(r: &mut Reader) -> Option<Side> {
+        let [pkts, ip_bytes, payload_bytes, tcp_flags, chk] = r.sparse::<5>()?;
+        Some(Side {
+            pkts,
+            ip_bytes,
+            payload_bytes,
+            tcp_flags: u8::try_from(tcp_flags).ok()?,
+            chk: Scaled::with_count(u32::try_from(chk).ok()?),
+        })
+    }
+}
+
 impl Connection {
+    /// Appends the byte form of the connection (`super::pack`): the key first and the flow id
+    /// next, so that [`Connection::packed_key`] and [`Connection::packed_flow_id`] read no
+    /// further; times relative to the start, and the start relative to `epoch` (any time the
+    /// caller gives again to [`Connection::unpack`]). All but `timers.expire`, which the caller
+    /// keeps where it can change it in place (see [`Connection::quiet_until`]) and gives back
+    /// to `unpack`.
+    pub fn pack(&self, w: &mut Writer, epoch: Micros) {
+        let Connection {
+            flow_id,
+            key,
+            sides,
+            first_is_lo,
+            orig,
+            start,
+            last_time,
+            timer_time,
+            arm,
+            last_seen,
+            history,
+            state,
+            tcp,
+            timers:
+                Timers {
+                    attempt,
+                    expire,
+                    delete,
+                },
+            use_tcp_inactivity,
+            interactive,
+            vlans: Vlans { outer, inner },
+            tunnel,
+            parents,
+            cfg: _,
+        } = self;
+        key.pack(w);
+        w.var(*flow_id);
+        let (has_attempt, attempt) = maybe_delta(*attempt, *start);
+        let _ = expire;
+        let (has_delete, delete) = maybe_delta(*delete, *start);
+        let state_code = PROTO_STATES.iter().position(|s| s == state).unwrap_or(0) as u64;
+        let flags = u64::from(*first_is_lo)
+            | u64::from(*orig) << 1
+            | state_code << 2
+            | u64::from(*use_tcp_inactivity) << 4
+            | u64::from(*interactive) << 5
+            | u64::from(has_attempt) << 6
+            | u64::from(has_delete) << 8
+            | u64::from(parents.is_some()) << 9;
+        let tunnel = tunnel.map_or(0, |t| {
+            TunnelKind::ALL
+                .iter()
+                .position(|&k| k == t)
+                .map_or(0, |i| i as u64 + 1)
+        });
+        w.sparse(&[
+            flags,
+            time_delta(*start, epoch),
+            time_delta(*last_time, *start),
+            time_delta(*timer_time, *start),
+            time_delta(*arm, *start),
+            time_delta(*last_seen, *start),
+            attempt,
+            delete,
+            u64::from(*outer),
+            u64::from(*inner),
+            tunnel,
+        ]);
+        for side in sides {
+            side.pack(w);
+        }
+        history.pack(w);
+        tcp.pack(w, *start);
+        if let Some(p) = parents {
+            let ids = p.as_slice();
+            w.u8(ids.len() as u8);
+            for &id in ids {
+                w.var(id);
+            }
+        }
+    }
+
+    /// The connection [`Connection::pack`] wrote, or None if `bytes` are not one.
+    pub fn unpack(
+        bytes: &[u8],
+        epoch: Micros,
+        expire: MaybeMicros,
+        cfg: &'static Timeouts,
+    ) -> Option<Connection> {
+        let mut r = Reader::new(bytes);
+        let key = FlowKey::unpack(&mut r)?;
+        let flow_id = r.var()?;
+        let [
+            flags,
+            start,
+            last_time,
+            timer_time,
+            arm,
+            last_seen,
+            attempt,
+            delete,
+            outer,
+            inner,
+            tunnel,
+        ] = r.sparse::<11>()?;
+        let bit = |b: u32| flags >> b & 1 != 0;
+        let start = time_undelta(start, epoch);
+        let sides = [Side::unpack(&mut r)?, Side::unpack(&mut r)?];
+        let history = History::unpack(&mut r)?;
+        let tcp = TcpConn::unpack(&mut r, start)?;
+        let parents = if bit(9) {
+            let mut p = Parents::default();
+            for _ in 0..r.u8()? {
+                p.add(r.var()?);
+            }
+            Some(Box::new(p))
+        } else {
+            None
+        };
+        let tunnel = match tunnel {
+            0 => None,
+            i => Some(*TunnelKind::ALL.get(usize::try_from(i - 1).ok()?)?),
+        };
+        Some(Connection {
+            flow_id,
+            key,
+            sides,
+            first_is_lo: bit(0),
+            orig: u8::from(bit(1)),
+            start,
+            last_time: time_undelta(last_time, start),
+            timer_time: time_undelta(timer_time, start),
+            arm: time_undelta(arm, start),
+            last_seen: time_undelta(last_seen, start),
+            history,
+            state: *PROTO_STATES.get(usize::try_from(flags >> 2 & 3).ok()?)?,
+            tcp,
+            timers: Timers {
+                attempt: maybe_undelta(bit(6), attempt, start),
+                expire,
+                delete: maybe_undelta(bit(8), delete, start),
+            },
+            use_tcp_inactivity: bit(4),
+            interactive: bit(5),
+            vlans: Vlans {
+                outer: u16::try_from(outer).ok()?,
+                inner: u16::try_from(inner).ok()?,
+            },
+            tunnel,
+            parents,
+            cfg,
+        })
+    }
+
+    /// The key of a packed connection.
+    pub fn packed_key(bytes: &[u8]) -> Option<FlowKey> {
+        FlowKey::unpack(&mut Reader::new(bytes))
+    }
+
+    /// The flow id of a packed connection.
+    pub fn packed_flow_id(bytes: &[u8]) -> Option<u64> {
+        let mut r = Reader::new(bytes);
+        FlowKey::unpack(&mut r)?;
+        r.var()
+    }
+
     /// Creates a connection for a packet from `src` to `dst`, deciding the originator the way
     /// Zeek's `WantConnection` does (ZEEK-SEMANTICS §5).
     pub fn new(
@@ -639,6 +843,46 @@ impl Connection {
             return Some(EndReason::Timeout);
         }
         None
+    }
+
+    /// The time before which [`Connection::fire_timers`], left without packets, can do no more
+    /// than re-arm the `expire` timer (an active TCP connection's status check, repeating every
+    /// `tcp_session_timer`): none of the other timers is due, and neither the inactivity
+    /// timeout nor the linger time of a closing connection has passed. `Micros(i64::MIN)` when
+    /// there is no such time. Lets the table fire a packed connection's repeating check
+    /// without unpacking it; results are the same either way (`tests/workers.rs`).
+    pub fn quiet_until(&self) -> Micros {
+        if self.state != ProtoState::Tcp || !self.tcp().is_active {
+            return Micros(i64::MIN);
+        }
+        let mut until = Micros::MAX;
+        for t in [self.timers.delete, self.timers.attempt]
+            .map(MaybeMicros::get)
+            .into_iter()
+            .flatten()
+        {
+            until = until.min(t);
+        }
+        let inactivity = self.inactivity_timeout();
+        if inactivity.0 > 0 {
+            until = until.min(self.timer_time.saturating_add(inactivity));
+        }
+        if self.tcp_expire_closing() {
+            // `tcp_expire_due` holds once `now` is past the linger time.
+            let linger_end = self.timer_time.saturating_add(self.cfg_linger());
+            until = until.min(linger_end.saturating_add(Micros(1)));
+        }
+        until
+    }
+
+    /// What [`Connection::fire_timers`] does to the `expire` timer at `now` before
+    /// [`Connection::quiet_until`]: re-arms it when due.
+    pub fn quiet_expire(expire: MaybeMicros, now: Micros, cfg: &Timeouts) -> MaybeMicros {
+        if expire.is_some_and(|t| t <= now) {
+            Some(now.saturating_add(cfg.tcp_session_timer)).into()
+        } else {
+            expire
+        }
     }
 
     /// Zeek's `conn_state()` (main.zeek L184-242).

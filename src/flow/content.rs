@@ -9,6 +9,8 @@
 //! above it, and how far the peer has acknowledged. Sequence numbers here are relative (the
 //! first data octet is 1), 64-bit, so they do not wrap.
 
+use super::pack::{Reader, Writer};
+
 /// How many out-of-order ranges are remembered per direction. When more arrive, the two
 /// closest neighbouring ranges are merged, which can hide the hole between them (counted in
 /// [`ContentTracker::merged`]).
@@ -54,6 +56,50 @@ pub struct Gap {
 }
 
 impl ContentTracker {
+    /// Byte form (`super::pack`).
+    pub fn pack(&self, w: &mut Writer) {
+        let ContentTracker {
+            last_reassem,
+            trim,
+            ooo,
+            merged,
+        } = self;
+        // A table allocated and since emptied is kept as such (n + 1; 0 for none).
+        let ranges = ooo.as_ref().map_or(0, |r| u64::from(r.n) + 1);
+        w.sparse(&[
+            last_reassem.wrapping_sub(1),
+            trim.wrapping_sub(1),
+            u64::from(*merged),
+            ranges,
+        ]);
+        for &(seq, upper) in self.blocks() {
+            w.var(seq);
+            w.var(upper.wrapping_sub(seq));
+        }
+    }
+
+    pub fn unpack(r: &mut Reader) -> Option<ContentTracker> {
+        let [last_reassem, trim, merged, ranges] = r.sparse::<4>()?;
+        let ooo = match ranges {
+            0 => None,
+            n => {
+                let mut t = Box::<Ranges>::default();
+                t.n = u8::try_from(n - 1).ok()?;
+                for b in t.blocks.get_mut(..usize::from(t.n))? {
+                    let seq = r.var()?;
+                    *b = (seq, seq.wrapping_add(r.var()?));
+                }
+                Some(t)
+            }
+        };
+        Some(ContentTracker {
+            last_reassem: last_reassem.wrapping_add(1),
+            trim: trim.wrapping_add(1),
+            ooo,
+            merged: u32::try_from(merged).ok()?,
+        })
+    }
+
     fn blocks(&self) -> &[(u64, u64)] {
         match &self.ooo {
             Some(r) => r.blocks.get(..usize::from(r.n)).unwrap_or(&[]),

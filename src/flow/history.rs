@@ -4,6 +4,8 @@
 //! once per direction; S, H, F, R again only when the sequence number changes (the caller decides
 //! that); C, G, T, W logarithmically — at the 1st, 10th, 100th, … occurrence.
 
+use super::pack::{Reader, Writer};
+
 /// Capacity of the inline history; longer histories are cut and marked (never allocated).
 pub const HISTORY_CAP: usize = 64;
 
@@ -37,6 +39,31 @@ impl Default for History {
             len: 0,
             seen: 0,
         }
+    }
+}
+
+impl History {
+    /// Byte form (`super::pack`): the letters, then the seen bits.
+    pub fn pack(&self, w: &mut Writer) {
+        let History {
+            buf: _,
+            len: _,
+            seen,
+        } = self;
+        let letters = self.as_bytes();
+        w.u8(letters.len() as u8);
+        w.bytes(letters);
+        w.var(u64::from(*seen));
+    }
+
+    pub fn unpack(r: &mut Reader) -> Option<History> {
+        let mut h = History::default();
+        let n = usize::from(r.u8()?);
+        for &b in r.bytes(n)? {
+            h.push_raw(b);
+        }
+        h.seen = u32::try_from(r.var()?).ok()?;
+        Some(h)
     }
 }
 
@@ -147,6 +174,11 @@ impl Scaled {
 
     pub fn count(&self) -> u32 {
         self.count
+    }
+
+    /// A counter that has counted `count` (for unpacking).
+    pub fn with_count(count: u32) -> Scaled {
+        Scaled { count }
     }
 }
 

@@ -1,5 +1,6 @@
 //! Flow keys: (protocol, addresses, ports), the same for both directions of a connection.
 
+use super::pack::{Reader, Writer};
 use crate::decode::{Addr, Decoded, Transport};
 
 /// IP protocol numbers synwatch treats specially.
@@ -44,6 +45,37 @@ impl std::hash::Hash for FlowKey {
                 | u64::from(self.lo.port) << 16
                 | u64::from(self.hi.port) << 32,
         );
+    }
+}
+
+impl FlowKey {
+    /// Byte form (`super::pack`): protocol, a byte of address families, the addresses' octets,
+    /// the ports.
+    pub fn pack(&self, w: &mut Writer) {
+        let FlowKey { proto, lo, hi } = self;
+        w.u8(*proto);
+        w.u8(u8::from(lo.addr.v6) | u8::from(hi.addr.v6) << 1);
+        for e in [lo, hi] {
+            w.bytes(e.addr.octets());
+            w.bytes(&e.port.to_le_bytes());
+        }
+    }
+
+    pub fn unpack(r: &mut Reader) -> Option<FlowKey> {
+        let proto = r.u8()?;
+        let families = r.u8()?;
+        let mut end = |v6: bool| -> Option<Endpoint> {
+            let addr = if v6 {
+                Addr::v6(r.bytes(16)?.try_into().ok()?)
+            } else {
+                Addr::v4(r.bytes(4)?.try_into().ok()?)
+            };
+            let port = u16::from_le_bytes(r.bytes(2)?.try_into().ok()?);
+            Some(Endpoint { addr, port })
+        };
+        let lo = end(families & 1 != 0)?;
+        let hi = end(families & 2 != 0)?;
+        Some(FlowKey { proto, lo, hi })
     }
 }
 

@@ -1,9 +1,11 @@
 //! Flow tracking: keys, the per-connection TCP state machine and history, timers, records.
 
+pub mod cold;
 pub mod conn;
 pub mod content;
 pub mod history;
 pub mod key;
+pub mod pack;
 pub mod record;
 pub mod server_ports;
 pub mod table;

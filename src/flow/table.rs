@@ -5,8 +5,10 @@ use std::hash::BuildHasher;
 
 use hashbrown::HashTable;
 
+use super::cold::{ColdHead, ColdStore};
 use super::conn::{Connection, EndReason, Timeouts};
 use super::key::{Directed, FlowKey};
+use super::pack::Writer;
 use super::record::ConnRecord;
 use super::timers::TimerQueue;
 use crate::decode::tunnel::TunnelKind;
@@ -52,8 +54,8 @@ struct Meta {
     /// Least-recently-active list (most recent at the head).
     prev: u32,
     next: u32,
-    /// What the slot holds: [`DEAD`], an index into `conns`, or [`EMBRYO`] with an index into
-    /// `embryos`.
+    /// What the slot holds: [`DEAD`], an index into `conns`, [`EMBRYO`] with an index into
+    /// `embryos`, or [`PACKED`] with a place in `cold`.
     body: u32,
 }
 
@@ -61,6 +63,16 @@ struct Meta {
 const DEAD: u32 = u32::MAX;
 /// `Meta::body` flag: the slot holds an [`Embryo`] (the other bits are its index).
 const EMBRYO: u32 = 1 << 31;
+/// `Meta::body` flag: the slot holds a packed connection (the other bits are its place in the
+/// [`ColdStore`]).
+const PACKED: u32 = 1 << 30;
+
+/// What the table knows of each entry of `conns` (see [`FlowTable::cool`]).
+#[derive(Clone, Copy, Debug)]
+struct Hot {
+    slot: u32,
+    referenced: bool,
+}
 
 /// `Meta::body`, decoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,6 +80,7 @@ enum Body {
     Dead,
     Conn(u32),
     Embryo(u32),
+    Packed(u32),
 }
 
 impl Meta {
@@ -76,6 +89,8 @@ impl Meta {
             Body::Dead
         } else if self.body & EMBRYO != 0 {
             Body::Embryo(self.body & !EMBRYO)
+        } else if self.body & PACKED != 0 {
+            Body::Packed(self.body & !PACKED)
         } else {
             Body::Conn(self.body)
         }
@@ -143,6 +158,22 @@ fn apply(
     }
 }
 
+/// Packs `conn` into `cold` through the scratch buffer `packing`; returns where.
+fn pack_to(
+    cold: &mut ColdStore,
+    packing: &mut Writer,
+    epoch: Micros,
+    conn: &Connection,
+) -> Option<u32> {
+    packing.clear();
+    conn.pack(packing, epoch);
+    let head = ColdHead {
+        expire: conn.timers.expire,
+        quiet_until: conn.quiet_until(),
+    };
+    cold.put(head, packing.finish()?)
+}
+
 /// Counters the table keeps.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FlowStats {
@@ -151,6 +182,11 @@ pub struct FlowStats {
     pub reused: u64,
     pub non_first_fragments: u64,
     pub peak_active: u64,
+    /// Times a connection was packed, unpacked, and had its timers fired while packed without
+    /// being unpacked (see [`FlowTable::fire_packed`]).
+    pub packed: u64,
+    pub unpacked: u64,
+    pub quiet_fires: u64,
 }
 
 /// Settings for the table.
@@ -191,6 +227,17 @@ pub struct FlowTable {
     conns_free: Vec<u32>,
     embryos: Vec<Embryo>,
     embryos_free: Vec<u32>,
+    /// Connections packed into bytes because they had gone quiet ([`FlowTable::cool`]).
+    cold: ColdStore,
+    /// By index in `conns`: the slot that holds it ([`NIL`] while free), and whether it was
+    /// used since the clock hand last passed.
+    hot: Vec<Hot>,
+    /// The clock hand: the next index in `conns` [`FlowTable::cool`] looks at.
+    hand: usize,
+    /// Times in packed connections are relative to this (the clock when the first was packed).
+    epoch: Option<Micros>,
+    /// Scratch for packing.
+    packing: Box<Writer>,
     /// Each connection's next due time (slot, generation); stale entries are skipped.
     heap: TimerQueue<(u32, u32)>,
     lru_head: u32,
@@ -220,6 +267,11 @@ impl FlowTable {
             conns_free: Vec::new(),
             embryos: Vec::new(),
             embryos_free: Vec::new(),
+            cold: ColdStore::new(),
+            hot: Vec::new(),
+            hand: 0,
+            epoch: None,
+            packing: Box::default(),
             heap: TimerQueue::new(),
             lru_head: NIL,
             lru_tail: NIL,
@@ -242,20 +294,27 @@ impl FlowTable {
     }
 
     /// The key of what slot `s` holds.
-    fn key_of(meta: &[Meta], conns: &[Connection], embryos: &[Embryo], s: u32) -> Option<FlowKey> {
+    fn key_of(
+        meta: &[Meta],
+        conns: &[Connection],
+        embryos: &[Embryo],
+        cold: &ColdStore,
+        s: u32,
+    ) -> Option<FlowKey> {
         match meta.get(s as usize)?.body() {
             Body::Dead => None,
             Body::Conn(ci) => conns.get(ci as usize).map(|c| c.key),
             Body::Embryo(ei) => Directed::of(&embryos.get(ei as usize)?.first).map(|d| d.key),
+            Body::Packed(at) => Connection::packed_key(cold.get(at)?),
         }
     }
 
     /// The slot of the live flow with this key.
     fn find(&self, key: &FlowKey) -> Option<u32> {
-        let (meta, conns, embryos) = (&self.meta, &self.conns, &self.embryos);
+        let (meta, conns, embryos, cold) = (&self.meta, &self.conns, &self.embryos, &self.cold);
         self.index
             .find(self.hasher.hash_one(key), |&s| {
-                Self::key_of(meta, conns, embryos, s).is_some_and(|k| k == *key)
+                Self::key_of(meta, conns, embryos, cold, s).is_some_and(|k| k == *key)
             })
             .copied()
     }
@@ -318,6 +377,9 @@ impl FlowTable {
             None => self.create(&dir, d, emit),
         };
         self.touch(s);
+        if let Some(h) = self.hot.get_mut(ci as usize) {
+            h.referenced = true;
+        }
         let conn = self.conns.get_mut(ci as usize)?;
         apply(conn, &dir, d, self.clock, parent, carries);
         let id = conn.flow_id;
@@ -381,12 +443,16 @@ impl FlowTable {
         match self.meta.get(s as usize).map(Meta::body) {
             Some(Body::Conn(ci)) => self.conns.get(ci as usize).map(prefetch),
             Some(Body::Embryo(ei)) => self.embryos.get(ei as usize).map(prefetch),
+            Some(Body::Packed(at)) => self.cold.first_unit(at).map(prefetch),
             Some(Body::Dead) | None => None,
         };
     }
 
     /// Fires the timers of the flow in slot `s` (its queue entry for `at` came due).
     fn fire(&mut self, s: u32, at: Micros, now: Micros, emit: &mut impl FnMut(ConnRecord)) {
+        if let Some(Body::Packed(cold_at)) = self.meta.get(s as usize).map(Meta::body) {
+            return self.fire_packed(s, cold_at, at, now, emit);
+        }
         let Some(ci) = self.hatch(s) else {
             return;
         };
@@ -410,6 +476,67 @@ impl FlowTable {
         }
     }
 
+    /// [`FlowTable::fire`] for a packed connection. Before its
+    /// [`Connection::quiet_until`], firing can only re-arm its `expire` timer, which is done
+    /// in the cold store's header; the next entry in the timer queue is then the earlier of
+    /// that timer and the quiet time (at worst a little early, when nothing is due yet: firing
+    /// then changes nothing). Otherwise it is unpacked on the side and, unless it ends, packed
+    /// again, without taking a place among the whole connections (a timer firing is no sign
+    /// that it will see packets again).
+    fn fire_packed(
+        &mut self,
+        s: u32,
+        cold_at: u32,
+        at: Micros,
+        now: Micros,
+        emit: &mut impl FnMut(ConnRecord),
+    ) {
+        if let Some(head) = self.cold.head(cold_at)
+            && now < head.quiet_until
+        {
+            self.stats.quiet_fires += 1;
+            let expire = Connection::quiet_expire(head.expire, now, self.timeouts);
+            if expire != head.expire {
+                self.cold.set_expire(cold_at, expire);
+            }
+            let mut due = head.quiet_until;
+            if let Some(e) = expire.get() {
+                due = due.min(e);
+            }
+            let due = due.max(self.heap.floor());
+            if let Some(m) = self.meta.get_mut(s as usize) {
+                m.heap_at = Micros::MAX;
+                if due < Micros::MAX {
+                    m.heap_at = due;
+                    self.heap.push(due, (s, m.generation));
+                }
+            }
+            return;
+        }
+        let Some(mut conn) = self.unpack(cold_at) else {
+            return;
+        };
+        if let Some(m) = self.meta.get_mut(s as usize) {
+            m.heap_at = Micros::MAX;
+        }
+        if let Some(reason) = conn.fire_timers(now) {
+            let rec = ConnRecord::from_conn(&conn, reason);
+            return self.retire(s, conn.key, rec, at, emit);
+        }
+        let due = conn.next_due().max(self.heap.floor());
+        let body = match self.pack_cold(&conn) {
+            Some(cold_at) => PACKED | cold_at,
+            None => self.store(s, conn),
+        };
+        if let Some(m) = self.meta.get_mut(s as usize) {
+            m.body = body;
+            if due < Micros::MAX {
+                m.heap_at = due;
+                self.heap.push(due, (s, m.generation));
+            }
+        }
+    }
+
     /// Ends every open connection (end of input or shutdown), in flow-id order.
     pub fn flush(&mut self, reason: EndReason, emit: &mut impl FnMut(ConnRecord)) {
         while !self.flush_some(reason, usize::MAX, emit) {}
@@ -426,7 +553,7 @@ impl FlowTable {
         emit: &mut impl FnMut(ConnRecord),
     ) -> bool {
         if self.flushing.is_none() {
-            let (conns, embryos) = (&self.conns, &self.embryos);
+            let (conns, embryos, cold) = (&self.conns, &self.embryos, &self.cold);
             let mut order: Vec<(u64, u32)> = self
                 .meta
                 .iter()
@@ -436,6 +563,7 @@ impl FlowTable {
                         Body::Dead => return None,
                         Body::Conn(ci) => conns.get(ci as usize)?.flow_id,
                         Body::Embryo(ei) => embryos.get(ei as usize)?.flow_id,
+                        Body::Packed(at) => Connection::packed_flow_id(cold.get(at)?)?,
                     };
                     Some((id, s as u32))
                 })
@@ -478,27 +606,115 @@ impl FlowTable {
         Some(conn)
     }
 
-    /// Stores a connection; returns its index in `conns`.
-    fn store(&mut self, conn: Connection) -> u32 {
-        put(&mut self.conns, &mut self.conns_free, conn)
-    }
-
-    /// Makes sure slot `s` holds a connection (hatching an embryo); returns its index in
-    /// `conns`, or None when the slot is free.
-    fn hatch(&mut self, s: u32) -> Option<u32> {
-        let ei = match self.meta.get(s as usize)?.body() {
-            Body::Dead => return None,
-            Body::Conn(ci) => return Some(ci),
-            Body::Embryo(ei) => ei,
+    /// Stores a connection (packing a quiet one first when as many as
+    /// [`TableConfig::compact_after`] are kept whole); returns its index in `conns`, which
+    /// the caller gives slot `s`.
+    fn store(&mut self, s: u32, conn: Connection) -> u32 {
+        if self.conns.len() - self.conns_free.len() >= self.cfg.compact_after.max(1) {
+            self.cool();
+        }
+        let ci = put(&mut self.conns, &mut self.conns_free, conn);
+        let hot = Hot {
+            slot: s,
+            referenced: true,
         };
-        let e = *self.embryos.get(ei as usize)?;
-        let conn = self.fresh(e.flow_id, &e.first, e.clock, e.parent(), e.carries)?;
-        self.embryos_free.push(ei);
-        let ci = self.store(conn);
+        match self.hot.get_mut(ci as usize) {
+            Some(h) => *h = hot,
+            None => self.hot.push(hot),
+        }
         if let Some(m) = self.meta.get_mut(s as usize) {
             m.body = ci;
         }
-        Some(ci)
+        ci
+    }
+
+    /// Packs one connection that has not been used for a while: the clock algorithm (second
+    /// chance) over `conns`, which passes over those used since it last came by, and over
+    /// those too long to pack. Gives up after two rounds, leaving the table a little over its
+    /// budget.
+    fn cool(&mut self) {
+        let n = self.conns.len();
+        for _ in 0..2 * n {
+            if self.hand >= n {
+                self.hand = 0;
+            }
+            let ci = self.hand;
+            self.hand += 1;
+            let Some(h) = self.hot.get_mut(ci) else {
+                continue;
+            };
+            if h.slot == NIL {
+                continue;
+            }
+            if h.referenced {
+                h.referenced = false;
+                continue;
+            }
+            let slot = h.slot;
+            if self.pack(ci, slot) {
+                return;
+            }
+        }
+    }
+
+    /// Packs the connection at `ci` (of slot `s`) into the cold store; false if it is too
+    /// long to.
+    fn pack(&mut self, ci: usize, s: u32) -> bool {
+        let Some(conn) = self.conns.get(ci) else {
+            return false;
+        };
+        let epoch = *self.epoch.get_or_insert(self.clock);
+        let Some(at) = pack_to(&mut self.cold, &mut self.packing, epoch, conn) else {
+            return false;
+        };
+        self.stats.packed += 1;
+        if let Some(m) = self.meta.get_mut(s as usize) {
+            m.body = PACKED | at;
+        }
+        if let Some(h) = self.hot.get_mut(ci) {
+            h.slot = NIL;
+        }
+        self.conns_free.push(ci as u32);
+        true
+    }
+
+    /// Packs `conn` into the cold store; returns where.
+    fn pack_cold(&mut self, conn: &Connection) -> Option<u32> {
+        let epoch = *self.epoch.get_or_insert(self.clock);
+        let at = pack_to(&mut self.cold, &mut self.packing, epoch, conn)?;
+        self.stats.packed += 1;
+        Some(at)
+    }
+
+    /// The packed connection at `at`, taken out of the cold store.
+    fn unpack(&mut self, at: u32) -> Option<Connection> {
+        let head = self.cold.head(at)?;
+        let conn = Connection::unpack(
+            self.cold.get(at)?,
+            self.epoch.unwrap_or_default(),
+            head.expire,
+            self.timeouts,
+        )?;
+        self.cold.free(at);
+        self.stats.unpacked += 1;
+        Some(conn)
+    }
+
+    /// Makes sure slot `s` holds a whole connection (hatching an embryo, unpacking a packed
+    /// one); returns its index in `conns`, or None when the slot is free.
+    fn hatch(&mut self, s: u32) -> Option<u32> {
+        let conn = match self.meta.get(s as usize)?.body() {
+            Body::Dead => return None,
+            Body::Conn(ci) => return Some(ci),
+            Body::Embryo(ei) => {
+                let e = *self.embryos.get(ei as usize)?;
+                let conn = self.fresh(e.flow_id, &e.first, e.clock, e.parent(), e.carries)?;
+                self.embryos_free.push(ei);
+                conn
+            }
+            Body::Packed(at) => self.unpack(at)?,
+        };
+        Some(self.store(s, conn))
     }
 
     /// Makes room for a new flow (evicting the least recently active when the table is full)
@@ -536,9 +752,10 @@ impl FlowTable {
                 (self.meta.len() - 1) as u32
             }
         };
-        let (meta, conns, embryos, hasher) = (&self.meta, &self.conns, &self.embryos, &self.hasher);
+        let (meta, conns, embryos, cold) = (&self.meta, &self.conns, &self.embryos, &self.cold);
+        let hasher = &self.hasher;
         self.index.insert_unique(hasher.hash_one(key), s, |&j| {
-            Self::key_of(meta, conns, embryos, j).map_or(0, |k| hasher.hash_one(k))
+            Self::key_of(meta, conns, embryos, cold, j).map_or(0, |k| hasher.hash_one(k))
         });
         self.link_front(s);
         self.stats.created += 1;
@@ -564,8 +781,12 @@ impl FlowTable {
             self.timeouts,
             self.clock,
         );
-        let ci = self.store(conn);
-        (self.new_slot(&dir.key, ci), ci)
+        let ci = self.store(NIL, conn);
+        let s = self.new_slot(&dir.key, ci);
+        if let Some(h) = self.hot.get_mut(ci as usize) {
+            h.slot = s;
+        }
+        (s, ci)
     }
 
     /// Starts a flow as an [`Embryo`]; returns its flow id. The connection its packet makes
@@ -634,13 +855,35 @@ impl FlowTable {
                     return;
                 };
                 self.conns_free.push(ci);
+                if let Some(h) = self.hot.get_mut(ci as usize) {
+                    h.slot = NIL;
+                }
                 c
             }
+            Body::Packed(at) => {
+                let Some(c) = self.unpack(at) else {
+                    return;
+                };
+                hatched = c;
+                &hatched
+            }
         };
-        let mut rec = ConnRecord::from_conn(conn, reason);
+        let rec = ConnRecord::from_conn(conn, reason);
+        let key = conn.key;
+        self.retire(s, key, rec, due, emit);
+    }
+
+    /// Frees slot `s`, whose flow (with this key) has ended, and emits its record.
+    fn retire(
+        &mut self,
+        s: u32,
+        key: FlowKey,
+        mut rec: ConnRecord,
+        due: Micros,
+        emit: &mut impl FnMut(ConnRecord),
+    ) {
         rec.seq = self.seq;
         rec.due = due;
-        let key = conn.key;
         if let Some(m) = self.meta.get_mut(s as usize) {
             m.body = DEAD;
             m.heap_at = Micros::MAX;

@@ -8,6 +8,10 @@
 use super::conn::Connection;
 use super::content::ContentTracker;
 use super::history::{History, Once, Scaled};
+use super::pack::{
+    Reader, Writer, maybe_delta, maybe_undelta, seq_delta as packed_seq, seq_undelta, unzigzag,
+    zigzag,
+};
 use crate::decode::TcpSegment;
 use crate::time::{MaybeMicros, Micros};
 
@@ -165,6 +169,161 @@ impl TcpEndpoint {
             size -= 1; // the FIN's octet
         }
         size
+    }
+}
+
+impl EndpointState {
+    const ALL: [EndpointState; 7] = [
+        EndpointState::Inactive,
+        EndpointState::SynSent,
+        EndpointState::SynAckSent,
+        EndpointState::Partial,
+        EndpointState::Established,
+        EndpointState::Closed,
+        EndpointState::Reset,
+    ];
+
+    fn code(self) -> u64 {
+        Self::ALL.iter().position(|&s| s == self).unwrap_or(0) as u64
+    }
+
+    fn from_code(c: u64) -> Option<EndpointState> {
+        Self::ALL.get(usize::try_from(c).ok()?).copied()
+    }
+}
+
+impl TcpEndpoint {
+    /// Byte form (`super::pack`): sequence numbers relative to the initial one, counters left
+    /// out while zero.
+    fn pack(&self, w: &mut Writer) {
+        let TcpEndpoint {
+            state,
+            prev_state,
+            start_seq,
+            last_seq,
+            ack_seq,
+            seq_wraps,
+            ack_wraps,
+            fin_cnt,
+            did_close,
+            hist_last_syn,
+            hist_last_fin,
+            hist_last_rst,
+            rxmt,
+            win0,
+            chk,
+            gap,
+            fin_end,
+            content,
+            missed,
+        } = self;
+        let rel = |v: u64| zigzag(v as i64);
+        w.sparse(&[
+            state.code() | prev_state.code() << 3 | u64::from(*did_close) << 6,
+            u64::from(*start_seq),
+            packed_seq(*last_seq, *start_seq),
+            packed_seq(*ack_seq, *start_seq),
+            u64::from(*seq_wraps),
+            u64::from(*ack_wraps),
+            u64::from(*fin_cnt),
+            rel(*hist_last_syn),
+            rel(*hist_last_fin),
+            rel(*hist_last_rst),
+            u64::from(rxmt.count()),
+            u64::from(win0.count()),
+            u64::from(chk.count()),
+            u64::from(gap.count()),
+            rel(*fin_end),
+            *missed,
+        ]);
+        content.pack(w);
+    }
+
+    fn unpack(r: &mut Reader) -> Option<TcpEndpoint> {
+        let [
+            states,
+            start_seq,
+            last_seq,
+            ack_seq,
+            seq_wraps,
+            ack_wraps,
+            fin_cnt,
+            hist_last_syn,
+            hist_last_fin,
+            hist_last_rst,
+            rxmt,
+            win0,
+            chk,
+            gap,
+            fin_end,
+            missed,
+        ] = r.sparse::<16>()?;
+        let small = |v: u64| u32::try_from(v).ok();
+        let start_seq = small(start_seq)?;
+        let rel = |v: u64| unzigzag(v) as u64;
+        Some(TcpEndpoint {
+            state: EndpointState::from_code(states & 7)?,
+            prev_state: EndpointState::from_code(states >> 3 & 7)?,
+            did_close: states >> 6 & 1 != 0,
+            start_seq,
+            last_seq: seq_undelta(last_seq, start_seq),
+            ack_seq: seq_undelta(ack_seq, start_seq),
+            seq_wraps: small(seq_wraps)?,
+            ack_wraps: small(ack_wraps)?,
+            fin_cnt: small(fin_cnt)?,
+            hist_last_syn: rel(hist_last_syn),
+            hist_last_fin: rel(hist_last_fin),
+            hist_last_rst: rel(hist_last_rst),
+            rxmt: Scaled::with_count(small(rxmt)?),
+            win0: Scaled::with_count(small(win0)?),
+            chk: Scaled::with_count(small(chk)?),
+            gap: Scaled::with_count(small(gap)?),
+            fin_end: rel(fin_end),
+            content: ContentTracker::unpack(r)?,
+            missed,
+        })
+    }
+}
+
+impl TcpConn {
+    /// Byte form (`super::pack`); times relative to `base` (the connection's start).
+    pub(crate) fn pack(&self, w: &mut Writer, base: Micros) {
+        let TcpConn {
+            ep,
+            is_active,
+            syn_ts,
+            synack_ts,
+            ack_ts,
+            is_partial,
+            first_seen,
+        } = self;
+        let (syn, syn_d) = maybe_delta(*syn_ts, base);
+        let (synack, synack_d) = maybe_delta(*synack_ts, base);
+        let (ack, ack_d) = maybe_delta(*ack_ts, base);
+        let flags = u64::from(*is_active)
+            | u64::from(*is_partial) << 1
+            | u64::from(syn) << 2
+            | u64::from(synack) << 3
+            | u64::from(ack) << 4
+            | u64::from(*first_seen) << 5;
+        w.sparse(&[flags, syn_d, synack_d, ack_d]);
+        for e in ep {
+            e.pack(w);
+        }
+    }
+
+    pub(crate) fn unpack(r: &mut Reader, base: Micros) -> Option<TcpConn> {
+        let [flags, syn_d, synack_d, ack_d] = r.sparse::<4>()?;
+        let bit = |b: u32| flags >> b & 1 != 0;
+        Some(TcpConn {
+            is_active: bit(0),
+            is_partial: bit(1),
+            syn_ts: maybe_undelta(bit(2), syn_d, base),
+            synack_ts: maybe_undelta(bit(3), synack_d, base),
+            ack_ts: maybe_undelta(bit(4), ack_d, base),
+            first_seen: u8::try_from(flags >> 5).ok()?,
+            ep: [TcpEndpoint::unpack(r)?, TcpEndpoint::unpack(r)?],
+        })
     }
 }
 
@@ -728,6 +887,12 @@ impl Connection {
         if self.timer_time.saturating_add(self.cfg_linger()) >= now {
             return false;
         }
+        self.tcp_expire_closing()
+    }
+
+    /// The part of [`Connection::tcp_expire_due`] that does not depend on the time: closed,
+    /// reset, half-open or never active.
+    pub(crate) fn tcp_expire_closing(&self) -> bool {
         let o = self.ep(self.orig_side());
         let r = self.ep(self.orig_side() ^ 1);
         if (o.did_close || r.did_close)

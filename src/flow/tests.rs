@@ -398,3 +398,71 @@ fn a_connection_stays_small() {
     let size = std::mem::size_of::<super::conn::Connection>();
     assert!(size <= 552, "Connection is {size} bytes");
 }
+
+/// Connections packed when they go quiet (more are open than `compact_after`) end exactly as
+/// connections kept whole: through the repeating status check fired on the packed form, timers
+/// that end them while packed, and packets that wake them.
+#[test]
+fn packed_connections_end_as_whole_ones() {
+    let mut pkts = Vec::new();
+    let n = 40u16;
+    let client = |i: u16| [10, 1, (i >> 8) as u8, i as u8];
+    let at = |ms: i64, i: u16, flags: u8, seq: u32, ack: u32, len: u32, from_client: bool| {
+        let mut d = seg(ms, if from_client { C } else { S }, flags, seq, ack, len);
+        if from_client {
+            d.src = Addr::v4(client(i));
+        } else {
+            d.dst = Addr::v4(client(i));
+        }
+        d
+    };
+    for i in 0..n {
+        let t = i64::from(i) * 10;
+        pkts.push(at(t, i, F::SYN, 100, 0, 0, true));
+        pkts.push(at(t + 1, i, F::SYN | F::ACK, 500, 101, 0, false));
+        pkts.push(at(t + 2, i, F::ACK, 101, 501, 0, true));
+        pkts.push(at(t + 3, i, F::PSH | F::ACK, 101, 501, 20, true));
+    }
+    // A minute of quiet for all (status checks every 6 s, run by another connection's
+    // packets every 3 s), then a third of them close, a third send more data, and the rest
+    // stay open until the end.
+    pkts.push(seg(1_000, C, F::SYN, 7, 0, 0));
+    pkts.push(seg(1_001, S, F::SYN | F::ACK, 70, 8, 0));
+    for k in 1..20 {
+        pkts.push(seg(1_001 + k * 3_000, C, F::ACK, 8, 71, 0));
+    }
+    for i in 0..n {
+        let t = 60_000 + i64::from(i) * 10;
+        match i % 3 {
+            0 => {
+                pkts.push(at(t, i, F::FIN | F::ACK, 121, 501, 0, true));
+                pkts.push(at(t + 1, i, F::FIN | F::ACK, 501, 122, 0, false));
+                pkts.push(at(t + 2, i, F::ACK, 122, 502, 0, true));
+            }
+            1 => pkts.push(at(t, i, F::PSH | F::ACK, 501, 121, 300, false)),
+            _ => {}
+        }
+    }
+    // Long enough for every timer, then a packet to make the table run them.
+    pkts.push(seg(2_000_000, C, F::SYN, 9, 0, 0));
+    let run_with = |compact_after: usize| {
+        let mut t = FlowTable::new(TableConfig {
+            compact_after,
+            ..TableConfig::default()
+        });
+        let mut out = Vec::new();
+        for p in &pkts {
+            t.packet(p, None, None, &mut |r| out.push(format!("{r:?}")));
+        }
+        t.flush(EndReason::EndOfInput, &mut |r| out.push(format!("{r:?}")));
+        (out, t.stats)
+    };
+    let (whole, whole_stats) = run_with(1_000_000);
+    let (packed, stats) = run_with(4);
+    assert_eq!(whole_stats.packed, 0);
+    assert!(stats.packed >= u64::from(n) - 4, "{stats:?}");
+    assert!(stats.quiet_fires >= u64::from(n), "{stats:?}");
+    assert!(stats.unpacked >= u64::from(n), "{stats:?}");
+    assert_eq!(whole.len(), usize::from(n) + 2);
+    assert_eq!(whole, packed);
+}
