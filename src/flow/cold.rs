@@ -1,15 +1,18 @@
-//! Where the flow table keeps packed connections (`super::pack`): one growing array of
-//! 16-byte units, each connection a run of them behind a small fixed header ([`ColdHead`] and
-//! the length), and a free list per run length. Packed connections are much alike in length
-//! (an established one that went quiet takes 6 units), so runs freed are soon reused whole;
-//! nothing is merged or moved.
+//! Where the flow table keeps packed connections (`super::pack`) and embryos
+//! (`super::embryo`): one growing array of 16-byte units, each flow a run of them behind its
+//! length and, for connections, a small fixed header ([`ColdHead`]); and a free list per run
+//! length. Flows of one kind are much alike in length (an established connection that went
+//! quiet takes 6 units, a SYN's embryo 3), so runs freed are soon reused whole; nothing is
+//! merged or moved.
 
 use crate::time::{MaybeMicros, Micros};
 
 /// Bytes per unit.
 const UNIT: usize = 16;
-/// Bytes in front of each connection: its length (2) and its [`ColdHead`] (16).
-const LEN_BYTES: usize = 18;
+/// Bytes of length in front of each run; the top bit says a [`ColdHead`] follows.
+const LEN_BYTES: usize = 2;
+const HAS_HEAD: u16 = 0x8000;
+const HEAD_BYTES: usize = 16;
 
 /// What the table reads and changes of a packed connection without unpacking it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,7 +45,7 @@ impl ColdHead {
     }
 }
 /// Longest run kept: room for the longest byte form a `Writer` makes.
-const MAX_UNITS: usize = (super::pack::MAX_PACKED + LEN_BYTES).div_ceil(UNIT);
+const MAX_UNITS: usize = (super::pack::MAX_PACKED + LEN_BYTES + HEAD_BYTES).div_ceil(UNIT);
 
 #[derive(Default)]
 pub struct ColdStore {
@@ -54,8 +57,8 @@ pub struct ColdStore {
     pub live_units: usize,
 }
 
-fn units_for(len: usize) -> usize {
-    (len + LEN_BYTES).div_ceil(UNIT)
+fn units_for(len: usize, head: bool) -> usize {
+    (len + LEN_BYTES + if head { HEAD_BYTES } else { 0 }).div_ceil(UNIT)
 }
 
 impl ColdStore {
@@ -66,10 +69,10 @@ impl ColdStore {
         }
     }
 
-    /// Stores `bytes` behind `head`; returns where, or None when they are longer than a run
-    /// can hold.
-    pub fn put(&mut self, head: ColdHead, bytes: &[u8]) -> Option<u32> {
-        let n = units_for(bytes.len());
+    /// Stores `bytes` (behind `head`, if any); returns where, or None when they are longer
+    /// than a run can hold.
+    pub fn put(&mut self, head: Option<ColdHead>, bytes: &[u8]) -> Option<u32> {
+        let n = units_for(bytes.len(), head.is_some());
         if n > MAX_UNITS {
             return None;
         }
@@ -85,35 +88,54 @@ impl ColdStore {
         let dst = self
             .units
             .as_flattened_mut()
-            .get_mut(start..start + LEN_BYTES + bytes.len())?;
-        let (front, body) = dst.split_at_mut(LEN_BYTES);
-        let (len, h) = front.split_at_mut(2);
-        len.copy_from_slice(&(bytes.len() as u16).to_le_bytes());
-        h.copy_from_slice(&head.to_bytes());
-        body.copy_from_slice(bytes);
+            .get_mut(start..start + n * UNIT)?;
+        let (len, rest) = dst.split_at_mut(LEN_BYTES);
+        let flag = if head.is_some() { HAS_HEAD } else { 0 };
+        len.copy_from_slice(&(bytes.len() as u16 | flag).to_le_bytes());
+        let body = match head {
+            Some(h) => {
+                let (hb, body) = rest.split_at_mut(HEAD_BYTES);
+                hb.copy_from_slice(&h.to_bytes());
+                body
+            }
+            None => rest,
+        };
+        body.get_mut(..bytes.len())?.copy_from_slice(bytes);
         self.live += 1;
         self.live_units += n;
         Some(at)
     }
 
+    /// (byte length, whether a header is there) of the run at `at`.
+    fn len_at(&self, at: u32) -> Option<(usize, bool)> {
+        let start = at as usize * UNIT;
+        let b = self.units.as_flattened().get(start..start + LEN_BYTES)?;
+        let v = u16::from_le_bytes([*b.first()?, *b.get(1)?]);
+        Some((usize::from(v & !HAS_HEAD), v & HAS_HEAD != 0))
+    }
+
     /// The bytes stored at `at`.
     pub fn get(&self, at: u32) -> Option<&[u8]> {
-        let start = at as usize * UNIT;
-        let flat = self.units.as_flattened();
-        let len = flat.get(start..start + 2)?;
-        let len = usize::from(u16::from_le_bytes([*len.first()?, *len.get(1)?]));
-        flat.get(start + LEN_BYTES..start + LEN_BYTES + len)
+        let (len, head) = self.len_at(at)?;
+        let start = at as usize * UNIT + LEN_BYTES + if head { HEAD_BYTES } else { 0 };
+        self.units.as_flattened().get(start..start + len)
     }
 
-    /// The header stored at `at`.
+    /// The header stored at `at`, if there is one.
     pub fn head(&self, at: u32) -> Option<ColdHead> {
-        let start = at as usize * UNIT + 2;
-        ColdHead::from_bytes(self.units.as_flattened().get(start..start + 16)?)
+        if !self.len_at(at)?.1 {
+            return None;
+        }
+        let start = at as usize * UNIT + LEN_BYTES;
+        ColdHead::from_bytes(self.units.as_flattened().get(start..start + HEAD_BYTES)?)
     }
 
-    /// Changes the `expire` time in the header at `at`.
+    /// Changes the `expire` time in the header at `at` (if there is one).
     pub fn set_expire(&mut self, at: u32, expire: MaybeMicros) {
-        let start = at as usize * UNIT + 2;
+        if !self.len_at(at).is_some_and(|(_, head)| head) {
+            return;
+        }
+        let start = at as usize * UNIT + LEN_BYTES;
         if let Some(b) = self.units.as_flattened_mut().get_mut(start..start + 8) {
             b.copy_from_slice(&expire.get().map_or(i64::MIN, |t| t.0).to_le_bytes());
         }
@@ -121,10 +143,10 @@ impl ColdStore {
 
     /// Gives the run at `at` back.
     pub fn free(&mut self, at: u32) {
-        let Some(len) = self.get(at).map(<[u8]>::len) else {
+        let Some((len, head)) = self.len_at(at) else {
             return;
         };
-        let n = units_for(len);
+        let n = units_for(len, head);
         if let Some(list) = self.free.get_mut(n) {
             list.push(at);
             self.live -= 1;
@@ -142,10 +164,10 @@ impl ColdStore {
 mod tests {
     use super::*;
 
-    const HEAD: ColdHead = ColdHead {
+    const HEAD: Option<ColdHead> = Some(ColdHead {
         expire: MaybeMicros::NONE,
         quiet_until: Micros(i64::MIN),
-    };
+    });
 
     #[test]
     fn runs_are_stored_freed_and_reused() {
@@ -159,12 +181,16 @@ mod tests {
         let c = s.put(HEAD, &[3; 10]).expect("fits");
         assert_eq!(c, a, "a freed run of the same length is reused");
         assert_eq!(s.get(b), Some(&[2u8; 100][..]), "neighbours untouched");
-        assert_eq!(
-            s.put(HEAD, &[0; MAX_UNITS * UNIT]),
-            None,
-            "too long to keep"
-        );
+        let too_long = [0; MAX_UNITS * UNIT];
+        assert_eq!(s.put(HEAD, &too_long), None, "too long to keep");
         assert!(s.put(HEAD, &[0; super::super::pack::MAX_PACKED]).is_some());
+        let d = s.put(None, &[4; 30]).expect("fits");
+        assert_eq!(s.get(d), Some(&[4u8; 30][..]));
+        assert_eq!(s.head(d), None);
+        s.set_expire(d, MaybeMicros::NONE);
+        assert_eq!(s.get(d), Some(&[4u8; 30][..]), "no header to change");
+        s.free(d);
+        assert_eq!(s.put(None, &[5; 20]), Some(d), "2 units each");
     }
 
     #[test]
@@ -174,7 +200,7 @@ mod tests {
             expire: Some(Micros(1_700_000_000_000_000)).into(),
             quiet_until: Micros(-5),
         };
-        let a = s.put(head, &[7; 40]).expect("fits");
+        let a = s.put(Some(head), &[7; 40]).expect("fits");
         assert_eq!(s.head(a), Some(head));
         s.set_expire(a, MaybeMicros::NONE);
         assert_eq!(s.head(a).map(|h| h.expire), Some(MaybeMicros::NONE));

@@ -3,6 +3,7 @@
 pub mod cold;
 pub mod conn;
 pub mod content;
+pub mod embryo;
 pub mod history;
 pub mod key;
 pub mod pack;

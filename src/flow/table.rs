@@ -7,6 +7,7 @@ use hashbrown::HashTable;
 
 use super::cold::{ColdHead, ColdStore};
 use super::conn::{Connection, EndReason, Timeouts};
+use super::embryo::Embryo;
 use super::key::{Directed, FlowKey};
 use super::pack::Writer;
 use super::record::ConnRecord;
@@ -54,14 +55,15 @@ struct Meta {
     /// Least-recently-active list (most recent at the head).
     prev: u32,
     next: u32,
-    /// What the slot holds: [`DEAD`], an index into `conns`, [`EMBRYO`] with an index into
-    /// `embryos`, or [`PACKED`] with a place in `cold`.
+    /// What the slot holds: [`DEAD`], an index into `conns`, or [`EMBRYO`] or [`PACKED`] with
+    /// a place in `cold`.
     body: u32,
 }
 
 /// `Meta::body` of a slot that holds nothing.
 const DEAD: u32 = u32::MAX;
-/// `Meta::body` flag: the slot holds an [`Embryo`] (the other bits are its index).
+/// `Meta::body` flag: the slot holds an [`Embryo`] (the other bits are its place in the
+/// [`ColdStore`]).
 const EMBRYO: u32 = 1 << 31;
 /// `Meta::body` flag: the slot holds a packed connection (the other bits are its place in the
 /// [`ColdStore`]).
@@ -109,34 +111,6 @@ fn put<T>(slab: &mut Vec<T>, free: &mut Vec<u32>, item: T) -> u32 {
     (slab.len() - 1) as u32
 }
 
-/// A connection that has seen one packet, kept as that packet: 120 bytes instead of a
-/// 552-byte [`Connection`]. Half-open floods, scans of filtered ports and one-way datagrams
-/// make most of the open flows a sensor holds at its peak, and most of them never see a
-/// second packet.
-///
-/// It turns into the connection by replaying the packet through exactly the calls that made
-/// the connection in the first place ([`FlowTable::fresh`], with the clock of that moment), so
-/// nothing about it can differ: it is hatched when its second packet comes, when its timer
-/// fires, and when it ends. Flows are kept this way only once
-/// [`TableConfig::compact_after`] flows are open, so ordinary traffic does not pay for the
-/// replay.
-#[derive(Clone, Copy, Debug)]
-struct Embryo {
-    flow_id: u64,
-    first: Decoded,
-    /// The table's clock when the packet came.
-    clock: Micros,
-    /// The outer connection (tunnels), or `u64::MAX`.
-    parent: u64,
-    carries: Option<TunnelKind>,
-}
-
-impl Embryo {
-    fn parent(&self) -> Option<u64> {
-        (self.parent != u64::MAX).then_some(self.parent)
-    }
-}
-
 /// Gives a connection one of its packets (after `Connection::new` for the first): the one
 /// place both a packet of a tracked flow and an embryo's replay go through.
 fn apply(
@@ -171,7 +145,7 @@ fn pack_to(
         expire: conn.timers.expire,
         quiet_until: conn.quiet_until(),
     };
-    cold.put(head, packing.finish()?)
+    cold.put(Some(head), packing.finish()?)
 }
 
 /// Counters the table keeps.
@@ -195,7 +169,9 @@ pub struct TableConfig {
     pub timeouts: Timeouts,
     pub max_flows: usize,
     /// Once this many flows are open, a new flow is kept as its first packet until it sees
-    /// another (an embryo: see `src/flow/table.rs`); results are the same either way.
+    /// another (an embryo: see `src/flow/embryo.rs`), and at most this many are kept whole:
+    /// beyond, those that go quiet are packed (`src/flow/pack.rs`). Results are the same
+    /// either way.
     pub compact_after: usize,
 }
 
@@ -220,13 +196,11 @@ pub struct FlowTable {
     index: HashTable<u32>,
     hasher: foldhash::fast::FixedState,
     /// Slots: what the index, the timer queue and the LRU list name. Each holds a
-    /// connection or an embryo (`Meta::body`).
+    /// whole connection, an embryo or a packed connection (`Meta::body`).
     meta: Vec<Meta>,
     free: Vec<u32>,
     conns: Vec<Connection>,
     conns_free: Vec<u32>,
-    embryos: Vec<Embryo>,
-    embryos_free: Vec<u32>,
     /// Connections packed into bytes because they had gone quiet ([`FlowTable::cool`]).
     cold: ColdStore,
     /// By index in `conns`: the slot that holds it ([`NIL`] while free), and whether it was
@@ -265,8 +239,6 @@ impl FlowTable {
             free: Vec::new(),
             conns: Vec::new(),
             conns_free: Vec::new(),
-            embryos: Vec::new(),
-            embryos_free: Vec::new(),
             cold: ColdStore::new(),
             hot: Vec::new(),
             hand: 0,
@@ -294,27 +266,20 @@ impl FlowTable {
     }
 
     /// The key of what slot `s` holds.
-    fn key_of(
-        meta: &[Meta],
-        conns: &[Connection],
-        embryos: &[Embryo],
-        cold: &ColdStore,
-        s: u32,
-    ) -> Option<FlowKey> {
+    fn key_of(meta: &[Meta], conns: &[Connection], cold: &ColdStore, s: u32) -> Option<FlowKey> {
         match meta.get(s as usize)?.body() {
             Body::Dead => None,
             Body::Conn(ci) => conns.get(ci as usize).map(|c| c.key),
-            Body::Embryo(ei) => Directed::of(&embryos.get(ei as usize)?.first).map(|d| d.key),
-            Body::Packed(at) => Connection::packed_key(cold.get(at)?),
+            Body::Embryo(at) | Body::Packed(at) => Connection::packed_key(cold.get(at)?),
         }
     }
 
     /// The slot of the live flow with this key.
     fn find(&self, key: &FlowKey) -> Option<u32> {
-        let (meta, conns, embryos, cold) = (&self.meta, &self.conns, &self.embryos, &self.cold);
+        let (meta, conns, cold) = (&self.meta, &self.conns, &self.cold);
         self.index
             .find(self.hasher.hash_one(key), |&s| {
-                Self::key_of(meta, conns, embryos, cold, s).is_some_and(|k| k == *key)
+                Self::key_of(meta, conns, cold, s).is_some_and(|k| k == *key)
             })
             .copied()
     }
@@ -371,10 +336,15 @@ impl FlowTable {
         }
         let (s, ci) = match found {
             Some(f) => f,
-            None if self.index.len() >= self.cfg.compact_after => {
-                return self.create_embryo(&dir, d, parent, carries, emit);
+            None => {
+                let flow_id = self.make_room(emit);
+                if self.index.len() >= self.cfg.compact_after
+                    && self.create_embryo(flow_id, &dir, d, parent, carries)
+                {
+                    return Some(flow_id);
+                }
+                self.create(flow_id, &dir, d)
             }
-            None => self.create(&dir, d, emit),
         };
         self.touch(s);
         if let Some(h) = self.hot.get_mut(ci as usize) {
@@ -442,16 +412,22 @@ impl FlowTable {
     fn prefetch_body(&self, s: u32) {
         match self.meta.get(s as usize).map(Meta::body) {
             Some(Body::Conn(ci)) => self.conns.get(ci as usize).map(prefetch),
-            Some(Body::Embryo(ei)) => self.embryos.get(ei as usize).map(prefetch),
-            Some(Body::Packed(at)) => self.cold.first_unit(at).map(prefetch),
+            Some(Body::Embryo(at) | Body::Packed(at)) => self.cold.first_unit(at).map(prefetch),
             Some(Body::Dead) | None => None,
         };
     }
 
     /// Fires the timers of the flow in slot `s` (its queue entry for `at` came due).
     fn fire(&mut self, s: u32, at: Micros, now: Micros, emit: &mut impl FnMut(ConnRecord)) {
-        if let Some(Body::Packed(cold_at)) = self.meta.get(s as usize).map(Meta::body) {
-            return self.fire_packed(s, cold_at, at, now, emit);
+        match self.meta.get(s as usize).map(Meta::body) {
+            Some(Body::Packed(cold_at)) => return self.fire_packed(s, cold_at, at, now, emit),
+            Some(Body::Embryo(cold_at)) => {
+                if let Some(conn) = self.take_embryo(cold_at) {
+                    self.fire_aside(s, conn, at, now, emit);
+                }
+                return;
+            }
+            _ => {}
         }
         let Some(ci) = self.hatch(s) else {
             return;
@@ -480,9 +456,7 @@ impl FlowTable {
     /// [`Connection::quiet_until`], firing can only re-arm its `expire` timer, which is done
     /// in the cold store's header; the next entry in the timer queue is then the earlier of
     /// that timer and the quiet time (at worst a little early, when nothing is due yet: firing
-    /// then changes nothing). Otherwise it is unpacked on the side and, unless it ends, packed
-    /// again, without taking a place among the whole connections (a timer firing is no sign
-    /// that it will see packets again).
+    /// then changes nothing). Otherwise it is unpacked and fired by [`FlowTable::fire_aside`].
     fn fire_packed(
         &mut self,
         s: u32,
@@ -513,9 +487,22 @@ impl FlowTable {
             }
             return;
         }
-        let Some(mut conn) = self.unpack(cold_at) else {
-            return;
-        };
+        if let Some(conn) = self.unpack(cold_at) {
+            self.fire_aside(s, conn, at, now, emit);
+        }
+    }
+
+    /// Fires the timers of slot `s`'s connection, taken out of its embryo or packed form:
+    /// it ends, or is packed (again), without taking a place among the whole connections (a
+    /// timer firing is no sign that it will see packets again).
+    fn fire_aside(
+        &mut self,
+        s: u32,
+        mut conn: Connection,
+        at: Micros,
+        now: Micros,
+        emit: &mut impl FnMut(ConnRecord),
+    ) {
         if let Some(m) = self.meta.get_mut(s as usize) {
             m.heap_at = Micros::MAX;
         }
@@ -553,7 +540,7 @@ impl FlowTable {
         emit: &mut impl FnMut(ConnRecord),
     ) -> bool {
         if self.flushing.is_none() {
-            let (conns, embryos, cold) = (&self.conns, &self.embryos, &self.cold);
+            let (conns, cold) = (&self.conns, &self.cold);
             let mut order: Vec<(u64, u32)> = self
                 .meta
                 .iter()
@@ -562,8 +549,9 @@ impl FlowTable {
                     let id = match m.body() {
                         Body::Dead => return None,
                         Body::Conn(ci) => conns.get(ci as usize)?.flow_id,
-                        Body::Embryo(ei) => embryos.get(ei as usize)?.flow_id,
-                        Body::Packed(at) => Connection::packed_flow_id(cold.get(at)?)?,
+                        Body::Embryo(at) | Body::Packed(at) => {
+                            Connection::packed_flow_id(cold.get(at)?)?
+                        }
                     };
                     Some((id, s as u32))
                 })
@@ -706,12 +694,7 @@ impl FlowTable {
         let conn = match self.meta.get(s as usize)?.body() {
             Body::Dead => return None,
             Body::Conn(ci) => return Some(ci),
-            Body::Embryo(ei) => {
-                let e = *self.embryos.get(ei as usize)?;
-                let conn = self.fresh(e.flow_id, &e.first, e.clock, e.parent(), e.carries)?;
-                self.embryos_free.push(ei);
-                conn
-            }
+            Body::Embryo(at) => self.take_embryo(at)?,
             Body::Packed(at) => self.unpack(at)?,
         };
         Some(self.store(s, conn))
@@ -752,10 +735,10 @@ impl FlowTable {
                 (self.meta.len() - 1) as u32
             }
         };
-        let (meta, conns, embryos, cold) = (&self.meta, &self.conns, &self.embryos, &self.cold);
+        let (meta, conns, cold) = (&self.meta, &self.conns, &self.cold);
         let hasher = &self.hasher;
         self.index.insert_unique(hasher.hash_one(key), s, |&j| {
-            Self::key_of(meta, conns, embryos, cold, j).map_or(0, |k| hasher.hash_one(k))
+            Self::key_of(meta, conns, cold, j).map_or(0, |k| hasher.hash_one(k))
         });
         self.link_front(s);
         self.stats.created += 1;
@@ -765,13 +748,7 @@ impl FlowTable {
 
     /// Starts a connection for a flow's first packet, which the caller then applies to it as
     /// to any other; returns (slot, index in `conns`).
-    fn create(
-        &mut self,
-        dir: &Directed,
-        d: &Decoded,
-        emit: &mut impl FnMut(ConnRecord),
-    ) -> (u32, u32) {
-        let flow_id = self.make_room(emit);
+    fn create(&mut self, flow_id: u64, dir: &Directed, d: &Decoded) -> (u32, u32) {
         let conn = Connection::new(
             flow_id,
             dir.key,
@@ -789,37 +766,52 @@ impl FlowTable {
         (s, ci)
     }
 
-    /// Starts a flow as an [`Embryo`]; returns its flow id. The connection its packet makes
-    /// is built here only to learn when its first timer is due.
+    /// Starts a flow as an [`Embryo`]; false when its packet cannot be kept that way (then
+    /// nothing was done). The connection its packet makes is built here only to learn when
+    /// its first timer is due.
     fn create_embryo(
         &mut self,
+        flow_id: u64,
         dir: &Directed,
         d: &Decoded,
         parent: Option<u64>,
         carries: Option<TunnelKind>,
-        emit: &mut impl FnMut(ConnRecord),
-    ) -> Option<u64> {
-        let flow_id = self.make_room(emit);
-        let due = self
-            .fresh(flow_id, d, self.clock, parent, carries)?
-            .next_due()
-            .max(self.heap.floor());
+    ) -> bool {
+        let Some(first) = self.fresh(flow_id, d, self.clock, parent, carries) else {
+            return false;
+        };
+        let due = first.next_due().max(self.heap.floor());
         let e = Embryo {
             flow_id,
             first: *d,
             clock: self.clock,
-            parent: parent.unwrap_or(u64::MAX),
+            parent,
             carries,
         };
-        let ei = put(&mut self.embryos, &mut self.embryos_free, e);
-        let s = self.new_slot(&dir.key, EMBRYO | ei);
+        let epoch = *self.epoch.get_or_insert(self.clock);
+        self.packing.clear();
+        let packed = e.pack(&mut self.packing, epoch);
+        let Some(at) = packed
+            .and_then(|()| self.packing.finish())
+            .and_then(|b| self.cold.put(None, b))
+        else {
+            return false;
+        };
+        let s = self.new_slot(&dir.key, EMBRYO | at);
         if due < Micros::MAX
             && let Some(m) = self.meta.get_mut(s as usize)
         {
             m.heap_at = due;
             self.heap.push(due, (s, m.generation));
         }
-        Some(flow_id)
+        true
+    }
+
+    /// The connection of the embryo at `at` in the cold store, which is freed.
+    fn take_embryo(&mut self, at: u32) -> Option<Connection> {
+        let e = Embryo::unpack(self.cold.get(at)?, self.epoch.unwrap_or_default())?;
+        self.cold.free(at);
+        self.fresh(e.flow_id, &e.first, e.clock, e.parent, e.carries)
     }
 
     /// Ends the flow in slot `s`; `due` is when its end was due (the timer's time, the
@@ -838,15 +830,10 @@ impl FlowTable {
         let hatched;
         let conn = match body {
             Body::Dead => return,
-            Body::Embryo(ei) => {
-                let Some(e) = self.embryos.get(ei as usize).copied() else {
+            Body::Embryo(at) => {
+                let Some(c) = self.take_embryo(at) else {
                     return;
                 };
-                let Some(c) = self.fresh(e.flow_id, &e.first, e.clock, e.parent(), e.carries)
-                else {
-                    return;
-                };
-                self.embryos_free.push(ei);
                 hatched = c;
                 &hatched
             }
@@ -946,16 +933,5 @@ impl FlowTable {
             m.prev = NIL;
             m.next = NIL;
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn an_embryo_stays_small() {
-        // A half-open flood's memory per flow is this plus the slot's 24 bytes, the timer
-        // entry and the index (README, Performance).
-        let size = std::mem::size_of::<super::Embryo>();
-        assert!(size <= 120, "Embryo is {size} bytes");
     }
 }
