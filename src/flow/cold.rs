@@ -9,6 +9,8 @@ use crate::time::{MaybeMicros, Micros};
 
 /// Bytes per unit.
 const UNIT: usize = 16;
+/// Places (units) a store can name.
+pub const MAX_PLACES: usize = 1 << 30;
 /// Bytes of length in front of each run; the top bit says a [`ColdHead`] follows.
 const LEN_BYTES: usize = 2;
 const HAS_HEAD: u16 = 0x8000;
@@ -79,6 +81,9 @@ impl ColdStore {
         let at = match self.free.get_mut(n).and_then(Vec::pop) {
             Some(at) => at,
             None => {
+                if self.is_full() {
+                    return None;
+                }
                 let at = u32::try_from(self.units.len()).ok()?;
                 self.units.resize(self.units.len() + n, [0; UNIT]);
                 at
@@ -112,6 +117,12 @@ impl ColdStore {
         let b = self.units.as_flattened().get(start..start + LEN_BYTES)?;
         let v = u16::from_le_bytes([*b.first()?, *b.get(1)?]);
         Some((usize::from(v & !HAS_HEAD), v & HAS_HEAD != 0))
+    }
+
+    /// Whether the store has grown as far as places can be named: the flow table keeps them
+    /// in 30 bits beside its flags (16 GiB of units). Runs freed are still reused.
+    pub fn is_full(&self) -> bool {
+        self.units.len() + MAX_UNITS > MAX_PLACES
     }
 
     /// The bytes stored at `at`.

@@ -847,10 +847,11 @@ impl Connection {
 
     /// The time before which [`Connection::fire_timers`], left without packets, can do no more
     /// than re-arm the `expire` timer (an active TCP connection's status check, repeating every
-    /// `tcp_session_timer`): none of the other timers is due, and neither the inactivity
-    /// timeout nor the linger time of a closing connection has passed. `Micros(i64::MIN)` when
-    /// there is no such time. Lets the table fire a packed connection's repeating check
-    /// without unpacking it; results are the same either way (`tests/workers.rs`).
+    /// `tcp_session_timer`): the earliest of its other timers and the inactivity timeout, so
+    /// that the earlier of this and `expire` is [`Connection::next_due`]. `Micros(i64::MIN)`
+    /// when there is no such time (not TCP, not active, or closing). Lets the table fire a
+    /// packed connection's repeating check without unpacking it; results are the same either
+    /// way (`tests/workers.rs`, `src/flow/tests.rs`).
     pub fn quiet_until(&self) -> Micros {
         if self.state != ProtoState::Tcp || !self.tcp().is_active {
             return Micros(i64::MIN);
@@ -868,9 +869,12 @@ impl Connection {
             until = until.min(self.timer_time.saturating_add(inactivity));
         }
         if self.tcp_expire_closing() {
-            // `tcp_expire_due` holds once `now` is past the linger time.
-            let linger_end = self.timer_time.saturating_add(self.cfg_linger());
-            until = until.min(linger_end.saturating_add(Micros(1)));
+            // `tcp_expire_due` would hold once `now` is past the linger time. That end is no
+            // timer of its own: were it part of the quiet time, the table would queue the
+            // connection's next look at it, not at its next timer, and a record's `due` (its
+            // place in the canonical order) could differ from a whole connection's. Closing
+            // connections are rare among quiet ones; they are unpacked.
+            return Micros(i64::MIN);
         }
         until
     }

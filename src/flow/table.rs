@@ -68,6 +68,8 @@ const EMBRYO: u32 = 1 << 31;
 /// `Meta::body` flag: the slot holds a packed connection (the other bits are its place in the
 /// [`ColdStore`]).
 const PACKED: u32 = 1 << 30;
+// Every place in the cold store fits beside the flags.
+const _: () = assert!(super::cold::MAX_PLACES <= PACKED as usize);
 
 /// What the table knows of each entry of `conns` (see [`FlowTable::cool`]).
 #[derive(Clone, Copy, Debug)]
@@ -455,8 +457,8 @@ impl FlowTable {
     /// [`FlowTable::fire`] for a packed connection. Before its
     /// [`Connection::quiet_until`], firing can only re-arm its `expire` timer, which is done
     /// in the cold store's header; the next entry in the timer queue is then the earlier of
-    /// that timer and the quiet time (at worst a little early, when nothing is due yet: firing
-    /// then changes nothing). Otherwise it is unpacked and fired by [`FlowTable::fire_aside`].
+    /// that timer and the quiet time, which is what [`Connection::next_due`] would give.
+    /// Otherwise it is unpacked and fired by [`FlowTable::fire_aside`].
     fn fire_packed(
         &mut self,
         s: u32,
@@ -621,6 +623,9 @@ impl FlowTable {
     /// those too long to pack. Gives up after two rounds, leaving the table a little over its
     /// budget.
     fn cool(&mut self) {
+        if self.cold.is_full() {
+            return;
+        }
         let n = self.conns.len();
         for _ in 0..2 * n {
             if self.hand >= n {
@@ -810,8 +815,9 @@ impl FlowTable {
     /// The connection of the embryo at `at` in the cold store, which is freed.
     fn take_embryo(&mut self, at: u32) -> Option<Connection> {
         let e = Embryo::unpack(self.cold.get(at)?, self.epoch.unwrap_or_default())?;
+        let conn = self.fresh(e.flow_id, &e.first, e.clock, e.parent, e.carries)?;
         self.cold.free(at);
-        self.fresh(e.flow_id, &e.first, e.clock, e.parent, e.carries)
+        Some(conn)
     }
 
     /// Ends the flow in slot `s`; `due` is when its end was due (the timer's time, the

@@ -466,3 +466,59 @@ fn packed_connections_end_as_whole_ones() {
     assert_eq!(whole.len(), usize::from(n) + 2);
     assert_eq!(whole, packed);
 }
+
+/// A closing connection packed while it lingers: its queue entry must stay at its next timer,
+/// not at the end of its linger time, or its record's `due` (its place in the canonical order)
+/// differs from a whole connection's. Found in review: the client sends FIN, the server more
+/// data, the client RST (Closed -> Reset, still active), and the status check fires on the
+/// packed form before the linger time is over.
+#[test]
+fn a_packed_lingering_connection_ends_when_a_whole_one_does() {
+    let mk = |ms: i64, net: u8, from_client: bool, flags: u8, seq: u32, ack: u32, len: u32| {
+        let mut d = seg(ms, if from_client { C } else { S }, flags, seq, ack, len);
+        let c = Addr::v4([10, net, 0, 1]);
+        if from_client {
+            d.src = c;
+        } else {
+            d.dst = c;
+        }
+        d
+    };
+    let pkts = [
+        // X: handshake; its attempt and SYN-timeout checks pass at 5.5 s (Y's SYN).
+        mk(0, 0, true, F::SYN, 100, 0, 0),
+        mk(1, 0, false, SA, 500, 101, 0),
+        mk(2, 0, true, A, 101, 501, 0),
+        mk(5_500, 1, true, F::SYN, 1, 0, 0),
+        // X: client FIN, server data, client RST: linger ends at 13.1 s, expire at 11.5 s.
+        mk(6_000, 0, true, FA, 101, 501, 0),
+        mk(8_000, 0, false, PA, 501, 102, 10),
+        mk(8_100, 0, true, RA, 102, 511, 0),
+        // Y's second packet makes Y whole, and the table packs X.
+        mk(9_000, 1, false, SA, 9, 2, 0),
+        // Z: an unanswered SYN (attempt due at 14.5 s).
+        mk(9_500, 2, true, F::SYN, 1, 0, 0),
+        // X's status check fires at 12 s, before its linger ends.
+        mk(12_000, 1, true, A, 2, 10, 0),
+        // A lull, then one packet runs every timer.
+        mk(30_000, 3, true, F::SYN, 1, 0, 0),
+    ];
+    let run_with = |compact_after: usize| {
+        let mut t = FlowTable::new(TableConfig {
+            compact_after,
+            ..TableConfig::default()
+        });
+        let mut out = Vec::new();
+        for p in &pkts {
+            t.packet(p, None, None, &mut |r| {
+                out.push((r.flow_id, r.due, r.order()))
+            });
+        }
+        (out, t.stats)
+    };
+    let (whole, _) = run_with(1_000_000);
+    let (packed, stats) = run_with(1);
+    assert!(stats.packed > 0, "{stats:?}");
+    assert_eq!(whole.len(), 2);
+    assert_eq!(whole, packed);
+}

@@ -22,8 +22,8 @@ pub fn db() -> Arc<PortDb> {
 }
 
 pub fn analyzer(verify: bool, max_flows: usize) -> Analyzer {
-    // Half the table as embryos (flows kept as their first packet), so that the fuzzers go
-    // through hatching too.
+    // At most half the table whole (the rest embryos, kept as their first packet, or packed),
+    // so that the fuzzers go through hatching, packing and unpacking too.
     analyzer_with(verify, max_flows, max_flows / 2)
 }
 
