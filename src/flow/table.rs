@@ -150,6 +150,64 @@ fn pack_to(
     cold.put(Some(head), packing.finish()?)
 }
 
+/// The open flows in flow-id order, for [`FlowTable::flush_some`]. Held at the end of input
+/// beside every open flow, so each costs 8 bytes here (id and slot in one word) while ids fit
+/// 40 bits and slots 24, as they do for any capture this side of 137 billion packets and 16
+/// million open flows; 16 bytes otherwise.
+enum FlushOrder {
+    Packed(Vec<u64>),
+    Pairs(Vec<(u64, u32)>),
+}
+
+const SLOT_BITS: u32 = 24;
+
+impl FlushOrder {
+    fn new(live: impl Iterator<Item = (u64, u32)>, n: usize) -> FlushOrder {
+        let fits = |id: u64, s: u32| id < 1 << (64 - SLOT_BITS) && s < 1 << SLOT_BITS;
+        let mut packed = Vec::with_capacity(n);
+        let mut live = live.peekable();
+        while let Some(&(id, s)) = live.peek() {
+            if !fits(id, s) {
+                break;
+            }
+            packed.push(id << SLOT_BITS | u64::from(s));
+            live.next();
+        }
+        let mut order = if live.peek().is_none() {
+            FlushOrder::Packed(packed)
+        } else {
+            let mask = (1 << SLOT_BITS) - 1;
+            let mut pairs: Vec<(u64, u32)> = packed
+                .into_iter()
+                .map(|w| (w >> SLOT_BITS, (w & mask) as u32))
+                .collect();
+            pairs.extend(live);
+            FlushOrder::Pairs(pairs)
+        };
+        // Highest first: `pop` takes the lowest.
+        match &mut order {
+            FlushOrder::Packed(v) => v.sort_unstable_by(|a, b| b.cmp(a)),
+            FlushOrder::Pairs(v) => v.sort_unstable_by(|a, b| b.cmp(a)),
+        }
+        order
+    }
+
+    /// The slot of the lowest flow id left.
+    fn pop(&mut self) -> Option<u32> {
+        match self {
+            FlushOrder::Packed(v) => v.pop().map(|w| (w & ((1 << SLOT_BITS) - 1)) as u32),
+            FlushOrder::Pairs(v) => v.pop().map(|(_, s)| s),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        match self {
+            FlushOrder::Packed(v) => v.is_empty(),
+            FlushOrder::Pairs(v) => v.is_empty(),
+        }
+    }
+}
+
 /// Counters the table keeps.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FlowStats {
@@ -225,8 +283,8 @@ pub struct FlowTable {
     cfg: TableConfig,
     /// Scratch for `advance`: due entries (time, slot, generation).
     due: Vec<(Micros, u32, u32)>,
-    /// Connections still to end while flushing: (flow id, slot), highest id first.
-    flushing: Option<Vec<(u64, u32)>>,
+    /// Connections still to end while flushing, highest flow id first.
+    flushing: Option<FlushOrder>,
     /// `cfg.timeouts`, shared by every connection.
     timeouts: &'static Timeouts,
     pub stats: FlowStats,
@@ -543,34 +601,27 @@ impl FlowTable {
     ) -> bool {
         if self.flushing.is_none() {
             let (conns, cold) = (&self.conns, &self.cold);
-            let mut order: Vec<(u64, u32)> = self
-                .meta
-                .iter()
-                .enumerate()
-                .filter_map(|(s, m)| {
-                    let id = match m.body() {
-                        Body::Dead => return None,
-                        Body::Conn(ci) => conns.get(ci as usize)?.flow_id,
-                        Body::Embryo(at) | Body::Packed(at) => {
-                            Connection::packed_flow_id(cold.get(at)?)?
-                        }
-                    };
-                    Some((id, s as u32))
-                })
-                .collect();
-            // Highest first: `pop` takes the lowest.
-            order.sort_unstable_by(|a, b| b.cmp(a));
-            self.flushing = Some(order);
+            let live = self.meta.iter().enumerate().filter_map(|(s, m)| {
+                let id = match m.body() {
+                    Body::Dead => return None,
+                    Body::Conn(ci) => conns.get(ci as usize)?.flow_id,
+                    Body::Embryo(at) | Body::Packed(at) => {
+                        Connection::packed_flow_id(cold.get(at)?)?
+                    }
+                };
+                Some((id, s as u32))
+            });
+            self.flushing = Some(FlushOrder::new(live, self.index.len()));
         }
         let mut n = 0;
         while n < max {
-            let Some((_, i)) = self.flushing.as_mut().and_then(|o| o.pop()) else {
+            let Some(i) = self.flushing.as_mut().and_then(FlushOrder::pop) else {
                 break;
             };
             self.remove(i, reason, Micros::MAX, emit);
             n += 1;
         }
-        let done = self.flushing.as_ref().is_none_or(|o| o.is_empty());
+        let done = self.flushing.as_ref().is_none_or(FlushOrder::is_empty);
         if done {
             self.flushing = None;
             self.heap.clear();
@@ -939,5 +990,23 @@ impl FlowTable {
             m.prev = NIL;
             m.next = NIL;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FlushOrder;
+
+    #[test]
+    fn the_flush_order_is_by_flow_id_in_either_form() {
+        let ids = [(5u64, 7u32), (1, 9), (3, (1 << 24) - 1), (2, 0)];
+        let mut small = FlushOrder::new(ids.into_iter(), ids.len());
+        assert!(matches!(small, FlushOrder::Packed(_)));
+        let mut big = FlushOrder::new(ids.into_iter().chain([(1 << 40, 4), (4, 1 << 24)]), 6);
+        assert!(matches!(big, FlushOrder::Pairs(_)));
+        let drain = |o: &mut FlushOrder| std::iter::from_fn(|| o.pop()).collect::<Vec<_>>();
+        assert_eq!(drain(&mut small), [9, 0, (1 << 24) - 1, 7]);
+        assert_eq!(drain(&mut big), [9, 0, (1 << 24) - 1, 1 << 24, 7, 4]);
+        assert!(small.is_empty() && big.is_empty());
     }
 }
