@@ -45,6 +45,89 @@ fn code_of<T: PartialEq>(all: &[T], v: &T) -> u64 {
     all.iter().position(|x| x == v).map_or(0, |i| i as u64)
 }
 
+/// A `Transport`'s fields as the byte form holds them; those a kind lacks are 0 (and left
+/// out by the mask).
+#[derive(Default)]
+struct TransportFields {
+    tag: u64,
+    /// Ports, or ICMP type and code.
+    a: u64,
+    b: u64,
+    /// TCP sequence number; ICMP: whether ICMPv6.
+    seq: u64,
+    ack: u64,
+    flags: u64,
+    window: u64,
+    /// Window scale + 1, 0 for none.
+    wscale: u64,
+    payload: u64,
+}
+
+impl TransportFields {
+    fn of(t: &Transport) -> TransportFields {
+        match *t {
+            Transport::Tcp(TcpSegment {
+                sport,
+                dport,
+                seq,
+                ack,
+                flags,
+                window,
+                wscale,
+                payload_len,
+            }) => TransportFields {
+                tag: TCP,
+                a: u64::from(sport),
+                b: u64::from(dport),
+                seq: u64::from(seq),
+                ack: u64::from(ack),
+                flags: u64::from(flags),
+                window: u64::from(window),
+                wscale: wscale.map_or(0, |s| u64::from(s) + 1),
+                payload: u64::from(payload_len),
+            },
+            Transport::Udp {
+                sport,
+                dport,
+                payload_len,
+            } => TransportFields {
+                tag: UDP,
+                a: u64::from(sport),
+                b: u64::from(dport),
+                payload: u64::from(payload_len),
+                ..TransportFields::default()
+            },
+            Transport::Icmp {
+                v6,
+                icmp_type,
+                code,
+                payload_len,
+            } => TransportFields {
+                tag: ICMP,
+                a: u64::from(icmp_type),
+                b: u64::from(code),
+                seq: u64::from(v6),
+                payload: u64::from(payload_len),
+                ..TransportFields::default()
+            },
+            Transport::Other => TransportFields {
+                tag: OTHER,
+                ..TransportFields::default()
+            },
+            Transport::Fragment => TransportFields {
+                tag: FRAGMENT,
+                ..TransportFields::default()
+            },
+            Transport::TcpHeaderCut { sport, dport } => TransportFields {
+                tag: TCP_HEADER_CUT,
+                a: u64::from(sport),
+                b: u64::from(dport),
+                ..TransportFields::default()
+            },
+        }
+    }
+}
+
 impl Embryo {
     /// Appends the byte form; None when the packet has no flow (a non-first fragment).
     /// Times are relative to `epoch`, which [`Embryo::unpack`] is given again.
@@ -78,79 +161,13 @@ impl Embryo {
         if !(src_is_lo || src_is_hi) {
             return None;
         }
-        // (tag, ports or type and code, seq, ack, flags, window, wscale + 1, payload length)
-        let (tag, a, b, seq, ack, flags, window, wscale, payload) = match *transport {
-            Transport::Tcp(TcpSegment {
-                sport,
-                dport,
-                seq,
-                ack,
-                flags,
-                window,
-                wscale,
-                payload_len,
-            }) => (
-                TCP,
-                u64::from(sport),
-                u64::from(dport),
-                u64::from(seq),
-                u64::from(ack),
-                u64::from(flags),
-                u64::from(window),
-                wscale.map_or(0, |s| u64::from(s) + 1),
-                u64::from(payload_len),
-            ),
-            Transport::Udp {
-                sport,
-                dport,
-                payload_len,
-            } => (
-                UDP,
-                u64::from(sport),
-                u64::from(dport),
-                0,
-                0,
-                0,
-                0,
-                0,
-                u64::from(payload_len),
-            ),
-            Transport::Icmp {
-                v6,
-                icmp_type,
-                code,
-                payload_len,
-            } => (
-                ICMP,
-                u64::from(icmp_type),
-                u64::from(code),
-                u64::from(v6),
-                0,
-                0,
-                0,
-                0,
-                u64::from(payload_len),
-            ),
-            Transport::Other => (OTHER, 0, 0, 0, 0, 0, 0, 0, 0),
-            Transport::Fragment => (FRAGMENT, 0, 0, 0, 0, 0, 0, 0, 0),
-            Transport::TcpHeaderCut { sport, dport } => (
-                TCP_HEADER_CUT,
-                u64::from(sport),
-                u64::from(dport),
-                0,
-                0,
-                0,
-                0,
-                0,
-                0,
-            ),
-        };
+        let t = TransportFields::of(transport);
         let bits = u64::from(src_is_lo)
             | u64::from(*truncated) << 1
             | u64::from(*udp_reply) << 2
             | u64::from(*fragmented) << 3
             | code_of(&CHECKSUMS, l4_checksum) << 4
-            | tag << 6;
+            | t.tag << 6;
         key.pack(w);
         w.var(*flow_id);
         w.sparse(&[
@@ -164,14 +181,14 @@ impl Embryo {
             u64::from(*inner),
             u64::from(*ip_off),
             u64::from(*payload_off),
-            a,
-            b,
-            seq,
-            ack,
-            flags,
-            window,
-            wscale,
-            payload,
+            t.a,
+            t.b,
+            t.seq,
+            t.ack,
+            t.flags,
+            t.window,
+            t.wscale,
+            t.payload,
         ]);
         Some(())
     }

@@ -53,6 +53,28 @@ fn run(pkts: &[Decoded]) -> Vec<ConnRecord> {
     out
 }
 
+/// Runs `pkts` through a table that keeps at most `compact_after` connections whole (flushing
+/// it at the end if `flush`); returns what `show` makes of each record, and the table's counters.
+fn run_compact<T>(
+    pkts: &[Decoded],
+    compact_after: usize,
+    flush: bool,
+    show: impl Fn(&ConnRecord) -> T,
+) -> (Vec<T>, super::FlowStats) {
+    let mut t = FlowTable::new(TableConfig {
+        compact_after,
+        ..TableConfig::default()
+    });
+    let mut out = Vec::new();
+    for p in pkts {
+        t.packet(p, None, None, &mut |r| out.push(show(&r)));
+    }
+    if flush {
+        t.flush(EndReason::EndOfInput, &mut |r| out.push(show(&r)));
+    }
+    (out, t.stats)
+}
+
 fn one(pkts: &[Decoded]) -> (ConnState, String) {
     let r = run(pkts);
     assert_eq!(r.len(), 1, "{r:?}");
@@ -445,20 +467,9 @@ fn packed_connections_end_as_whole_ones() {
     }
     // Long enough for every timer, then a packet to make the table run them.
     pkts.push(seg(2_000_000, C, F::SYN, 9, 0, 0));
-    let run_with = |compact_after: usize| {
-        let mut t = FlowTable::new(TableConfig {
-            compact_after,
-            ..TableConfig::default()
-        });
-        let mut out = Vec::new();
-        for p in &pkts {
-            t.packet(p, None, None, &mut |r| out.push(format!("{r:?}")));
-        }
-        t.flush(EndReason::EndOfInput, &mut |r| out.push(format!("{r:?}")));
-        (out, t.stats)
-    };
-    let (whole, whole_stats) = run_with(1_000_000);
-    let (packed, stats) = run_with(4);
+    let show = |r: &ConnRecord| format!("{r:?}");
+    let (whole, whole_stats) = run_compact(&pkts, 1_000_000, true, show);
+    let (packed, stats) = run_compact(&pkts, 4, true, show);
     assert_eq!(whole_stats.packed, 0);
     assert!(stats.packed >= u64::from(n) - 4, "{stats:?}");
     assert!(stats.quiet_fires >= u64::from(n), "{stats:?}");
@@ -503,21 +514,9 @@ fn a_packed_lingering_connection_ends_when_a_whole_one_does() {
         // A lull, then one packet runs every timer.
         mk(30_000, 3, true, F::SYN, 1, 0, 0),
     ];
-    let run_with = |compact_after: usize| {
-        let mut t = FlowTable::new(TableConfig {
-            compact_after,
-            ..TableConfig::default()
-        });
-        let mut out = Vec::new();
-        for p in &pkts {
-            t.packet(p, None, None, &mut |r| {
-                out.push((r.flow_id, r.due, r.order()))
-            });
-        }
-        (out, t.stats)
-    };
-    let (whole, _) = run_with(1_000_000);
-    let (packed, stats) = run_with(1);
+    let key = |r: &ConnRecord| (r.flow_id, r.due, r.order());
+    let (whole, _) = run_compact(&pkts, 1_000_000, false, key);
+    let (packed, stats) = run_compact(&pkts, 1, false, key);
     assert!(stats.packed > 0, "{stats:?}");
     assert_eq!(whole.len(), 2);
     assert_eq!(whole, packed);
