@@ -7,6 +7,8 @@
 //! - `state_machine`: one connection's TCP state machine alone, on an HTTP exchange's segments
 //!   (handshake, request, response, close) replayed into a fresh `Connection`;
 //! - `decode_and_track`: the two together;
+//! - `cold/pack_and_unpack`: one quiet connection packed into bytes and back (past
+//!   `--compact-after` whole connections);
 //! - `analyse`: everything a worker does per packet (`analyse::Analyzer`: decode, fragments,
 //!   tunnels, flow table, and the judging of records by the summary and the detectors).
 //!
@@ -20,6 +22,7 @@ use synwatch::classify::ports::PortDb;
 use synwatch::decode::{DecodeOptions, Decoded, decode};
 use synwatch::detect::Detector;
 use synwatch::flow::key::Directed;
+use synwatch::flow::pack::Writer;
 use synwatch::flow::{Connection, EndReason, FlowTable, TableConfig, Timeouts};
 use synwatch::rules::Rules;
 use synwatch::time::Micros;
@@ -189,6 +192,37 @@ fn bench(c: &mut Criterion) {
                 c.packet(side, d);
             }
             black_box(c.conn_state())
+        })
+    });
+    g.finish();
+
+    // A connection packed when it goes quiet and unpacked when a packet wakes it (the flow
+    // table does this past `--compact-after` whole connections): the same conversation's
+    // connection after its handshake and request, before the close.
+    let mut g = c.benchmark_group("cold");
+    g.throughput(Throughput::Elements(1));
+    let dir = Directed::of(&conv[0]).expect("ports");
+    let cfg = Timeouts::default().interned();
+    let mut quiet = Connection::new(1, dir.key, dir.src, dir.dst, &conv[0], cfg, conv[0].ts);
+    for d in conv.iter().take(5) {
+        let x = Directed::of(d).expect("ports");
+        let side = quiet.side_of(&x.src);
+        quiet.set_clock(d.ts, d);
+        quiet.packet(side, d);
+    }
+    let epoch = conv[0].ts;
+    let mut w = Writer::default();
+    quiet.pack(&mut w, epoch);
+    eprintln!(
+        "a quiet connection packs into {} bytes",
+        w.finish().map_or(0, <[u8]>::len)
+    );
+    g.bench_function("pack_and_unpack", |b| {
+        b.iter(|| {
+            w.clear();
+            black_box(&quiet).pack(&mut w, epoch);
+            let bytes = w.finish().expect("fits");
+            black_box(Connection::unpack(bytes, epoch, quiet.timers.expire, cfg))
         })
     });
     g.finish();
