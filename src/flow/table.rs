@@ -732,13 +732,14 @@ impl FlowTable {
 
     /// The packed connection at `at`, taken out of the cold store.
     fn unpack(&mut self, at: u32) -> Option<Connection> {
-        let head = self.cold.head(at)?;
-        let conn = Connection::unpack(
-            self.cold.get(at)?,
-            self.epoch.unwrap_or_default(),
-            head.expire,
-            self.timeouts,
-        )?;
+        let (cold, epoch) = (&self.cold, self.epoch.unwrap_or_default());
+        let conn = cold
+            .head(at)
+            .and_then(|head| Connection::unpack(cold.get(at)?, epoch, head.expire, self.timeouts));
+        // The bytes are the table's own: a failure is a bug (the fuzzers run with debug
+        // assertions), and the flow stays where it is.
+        debug_assert!(conn.is_some(), "packed connection at {at} does not unpack");
+        let conn = conn?;
         self.cold.free(at);
         self.stats.unpacked += 1;
         Some(conn)
@@ -865,8 +866,11 @@ impl FlowTable {
 
     /// The connection of the embryo at `at` in the cold store, which is freed.
     fn take_embryo(&mut self, at: u32) -> Option<Connection> {
-        let e = Embryo::unpack(self.cold.get(at)?, self.epoch.unwrap_or_default())?;
-        let conn = self.fresh(e.flow_id, &e.first, e.clock, e.parent, e.carries)?;
+        let epoch = self.epoch.unwrap_or_default();
+        let e = self.cold.get(at).and_then(|b| Embryo::unpack(b, epoch));
+        let conn = e.and_then(|e| self.fresh(e.flow_id, &e.first, e.clock, e.parent, e.carries));
+        debug_assert!(conn.is_some(), "embryo at {at} does not hatch");
+        let conn = conn?;
         self.cold.free(at);
         Some(conn)
     }
