@@ -1,5 +1,12 @@
 //! The flow table: connections by key, their timers in packet time, and a bound on how many
 //! are kept (least recently active evicted first, each still written as a record).
+//!
+//! A slot holds a flow in one of three forms (`Meta::body`): a whole [`Connection`]; an
+//! [`Embryo`], the bytes of its first packet (new flows once `compact_after` are open); or the
+//! bytes of a connection that went quiet while `compact_after` others were whole
+//! (`super::pack`). The last two live in the [`ColdStore`]. A flow is made whole again by a
+//! packet, by its end, and (unless only its repeating status check is due) by its timers; every
+//! form gives the same records.
 
 use std::hash::BuildHasher;
 
