@@ -224,7 +224,7 @@ pub struct FlowStats {
     pub non_first_fragments: u64,
     pub peak_active: u64,
     /// Times a connection was packed, unpacked, and had its timers fired while packed without
-    /// being unpacked (see [`FlowTable::fire_packed`]).
+    /// being unpacked (see `FlowTable::fire_packed`).
     pub packed: u64,
     pub unpacked: u64,
     pub quiet_fires: u64,

@@ -1,7 +1,7 @@
 //! The TCP endpoint state machine, after Zeek's `TCPSessionAdapter` (ZEEK-SEMANTICS §4).
 //!
 //! Each side of a connection has an [`EndpointState`]; a segment moves the sender's state (and
-//! sometimes its peer's) by a `match` on (state, flags) in [`Connection::tcp_segment`]. The pair of
+//! sometimes its peer's) by a `match` on (state, flags) in `Connection::tcp_segment`. The pair of
 //! states, read by role, gives `conn_state` (see `conn.rs`). Sequence numbers drive the history
 //! letters' repeat rules, retransmission (`T`) detection and the byte counts.
 
