@@ -3,7 +3,10 @@
 
 use super::history::{History, Once, Scaled};
 use super::key::{Endpoint, FlowKey, proto};
-use super::pack::{Reader, Writer, maybe_delta, maybe_undelta, time_delta, time_undelta};
+use super::pack::{
+    Reader, Writer, code_of, maybe_delta, maybe_undelta, of_code, time_delta, time_undelta,
+    tunnel_code, tunnel_of,
+};
 use super::server_ports::is_likely_server_port;
 use super::tcp::{EndpointState, TcpConn};
 use crate::decode::tunnel::TunnelKind;
@@ -407,7 +410,7 @@ impl Connection {
             timers:
                 Timers {
                     attempt,
-                    expire,
+                    expire: _, // kept by the caller (see above)
                     delete,
                 },
             use_tcp_inactivity,
@@ -420,9 +423,8 @@ impl Connection {
         key.pack(w);
         w.var(*flow_id);
         let (has_attempt, attempt) = maybe_delta(*attempt, *start);
-        let _ = expire;
         let (has_delete, delete) = maybe_delta(*delete, *start);
-        let state_code = PROTO_STATES.iter().position(|s| s == state).unwrap_or(0) as u64;
+        let state_code = code_of(&PROTO_STATES, state);
         let flags = u64::from(*first_is_lo)
             | u64::from(*orig) << 1
             | state_code << 2
@@ -431,12 +433,7 @@ impl Connection {
             | u64::from(has_attempt) << 6
             | u64::from(has_delete) << 8
             | u64::from(parents.is_some()) << 9;
-        let tunnel = tunnel.map_or(0, |t| {
-            TunnelKind::ALL
-                .iter()
-                .position(|&k| k == t)
-                .map_or(0, |i| i as u64 + 1)
-        });
+        let tunnel = tunnel_code(*tunnel);
         w.sparse(&[
             flags,
             time_delta(*start, epoch),
@@ -501,10 +498,7 @@ impl Connection {
         } else {
             None
         };
-        let tunnel = match tunnel {
-            0 => None,
-            i => Some(*TunnelKind::ALL.get(usize::try_from(i - 1).ok()?)?),
-        };
+        let tunnel = tunnel_of(tunnel)?;
         Some(Connection {
             flow_id,
             key,
@@ -517,7 +511,7 @@ impl Connection {
             arm: time_undelta(arm, start),
             last_seen: time_undelta(last_seen, start),
             history,
-            state: *PROTO_STATES.get(usize::try_from(flags >> 2 & 3).ok()?)?,
+            state: of_code(&PROTO_STATES, flags >> 2 & 3)?,
             tcp,
             timers: Timers {
                 attempt: maybe_undelta(bit(6), attempt, start),

@@ -10,7 +10,9 @@
 //! kept twice: they are the key's, in an order one bit gives.
 
 use super::key::{Directed, FlowKey};
-use super::pack::{Reader, Writer, time_delta, time_undelta};
+use super::pack::{
+    Reader, Writer, code_of, of_code, time_delta, time_undelta, tunnel_code, tunnel_of,
+};
 use crate::decode::tunnel::TunnelKind;
 use crate::decode::{ChecksumVerdict, Decoded, TcpSegment, Transport, Vlans};
 use crate::time::Micros;
@@ -40,10 +42,6 @@ const ICMP: u64 = 2;
 const OTHER: u64 = 3;
 const FRAGMENT: u64 = 4;
 const TCP_HEADER_CUT: u64 = 5;
-
-fn code_of<T: PartialEq>(all: &[T], v: &T) -> u64 {
-    all.iter().position(|x| x == v).map_or(0, |i| i as u64)
-}
 
 /// A `Transport`'s fields as the byte form holds them; those a kind lacks are 0 (and left
 /// out by the mask).
@@ -175,7 +173,7 @@ impl Embryo {
             time_delta(*clock, epoch),
             time_delta(*ts, *clock),
             parent.map_or(0, |p| p.wrapping_add(1)),
-            carries.map_or(0, |t| code_of(&TunnelKind::ALL, &t) + 1),
+            tunnel_code(*carries),
             u64::from(*ip_len),
             u64::from(*outer),
             u64::from(*inner),
@@ -273,7 +271,7 @@ impl Embryo {
                     outer: u16_(outer)?,
                     inner: u16_(inner)?,
                 },
-                l4_checksum: *CHECKSUMS.get(usize::try_from(bits >> 4 & 3).ok()?)?,
+                l4_checksum: of_code(&CHECKSUMS, bits >> 4 & 3)?,
                 truncated: bits & 2 != 0,
                 udp_reply: bits & 4 != 0,
                 ip_off: u32_(ip_off)?,
@@ -282,10 +280,7 @@ impl Embryo {
             },
             clock,
             parent: parent.checked_sub(1),
-            carries: match carries {
-                0 => None,
-                i => Some(*TunnelKind::ALL.get(usize::try_from(i - 1).ok()?)?),
-            },
+            carries: tunnel_of(carries)?,
         })
     }
 }

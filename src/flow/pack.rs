@@ -8,6 +8,7 @@
 //! a field added later cannot be forgotten here without a compile error. Unpacking gives back
 //! exactly what was packed (`tests` below and `tests/workers.rs::compact_flows_write_the_same`).
 
+use crate::decode::tunnel::TunnelKind;
 use crate::time::{MaybeMicros, Micros};
 
 /// Longest byte form a [`Writer`] holds; a connection longer than this is not packed.
@@ -170,6 +171,29 @@ pub fn seq_delta(v: u32, base: u32) -> u64 {
 /// Inverse of [`seq_delta`].
 pub fn seq_undelta(d: u64, base: u32) -> u32 {
     base.wrapping_add(unzigzag(d) as i32 as u32)
+}
+
+/// A value of a fieldless enum as its place in `all` (every variant, in a fixed order).
+pub fn code_of<T: PartialEq>(all: &[T], v: &T) -> u64 {
+    all.iter().position(|x| x == v).map_or(0, |i| i as u64)
+}
+
+/// Inverse of [`code_of`]; None for a code past the end.
+pub fn of_code<T: Copy>(all: &[T], code: u64) -> Option<T> {
+    all.get(usize::try_from(code).ok()?).copied()
+}
+
+/// An optional tunnel kind: 0 for none, else its code + 1.
+pub fn tunnel_code(t: Option<TunnelKind>) -> u64 {
+    t.map_or(0, |t| code_of(&TunnelKind::ALL, &t) + 1)
+}
+
+/// Inverse of [`tunnel_code`]; None for a code past the end.
+pub fn tunnel_of(code: u64) -> Option<Option<TunnelKind>> {
+    match code {
+        0 => Some(None),
+        c => of_code(&TunnelKind::ALL, c - 1).map(Some),
+    }
 }
 
 /// A time as its (wrapping, zigzagged) distance from `base`: exact for any two times.

@@ -9,8 +9,8 @@ use super::conn::Connection;
 use super::content::ContentTracker;
 use super::history::{History, Once, Scaled};
 use super::pack::{
-    Reader, Writer, maybe_delta, maybe_undelta, seq_delta as packed_seq, seq_undelta, unzigzag,
-    zigzag,
+    Reader, Writer, code_of, maybe_delta, maybe_undelta, of_code, seq_delta as packed_seq,
+    seq_undelta, unzigzag, zigzag,
 };
 use crate::decode::TcpSegment;
 use crate::time::{MaybeMicros, Micros};
@@ -184,11 +184,11 @@ impl EndpointState {
     ];
 
     fn code(self) -> u64 {
-        Self::ALL.iter().position(|&s| s == self).unwrap_or(0) as u64
+        code_of(&Self::ALL, &self)
     }
 
     fn from_code(c: u64) -> Option<EndpointState> {
-        Self::ALL.get(usize::try_from(c).ok()?).copied()
+        of_code(&Self::ALL, c)
     }
 }
 
