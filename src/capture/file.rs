@@ -91,6 +91,7 @@ fn explain_open_error(name: &str, err: &pcap::Error) -> String {
 /// Field order matters: `cap`, whose drop closes the stream, is dropped before `_buf`.
 struct Savefile {
     cap: pcap::Capture<pcap::Offline>,
+    mapped: Option<super::mapped::Mapped>,
     _buf: Option<Box<[u8]>>,
 }
 
@@ -130,12 +131,20 @@ impl Savefile {
                 }
             }
         }
-        Savefile { cap, _buf: buf }
+        Savefile {
+            cap,
+            mapped: None,
+            _buf: buf,
+        }
     }
 
     #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
     fn new(cap: pcap::Capture<pcap::Offline>, _regular_file: bool) -> Savefile {
-        Savefile { cap, _buf: None }
+        Savefile {
+            cap,
+            mapped: None,
+            _buf: None,
+        }
     }
 }
 
@@ -254,20 +263,37 @@ pub fn read_offline(
             ));
         }
         let mut odd = Oddities::default();
-        let mut file = match pcap::Capture::from_file(name) {
-            Ok(c) => Savefile::new(c, regular),
+        // A regular file is read through a mapping (`mapped`); should that not open, or for
+        // anything else, libpcap opens it, and reports why it cannot be read.
+        let opened = match regular.then(|| super::mapped::open(name)).flatten() {
+            Some((cap, m)) => Ok(Savefile {
+                cap,
+                mapped: Some(m),
+                _buf: None,
+            }),
+            None => pcap::Capture::from_file(name).map(|c| Savefile::new(c, regular)),
+        };
+        let mut file = match opened {
+            Ok(f) => f,
             Err(e) => {
                 report.outcome = SourceOutcome::Unreadable(explain_open_error(&display, &e));
                 reports.push(report);
                 continue;
             }
         };
-        let cap = &mut file.cap;
-        let linktype = Linktype(cap.get_datalink().0);
+        let linktype = Linktype(file.cap.get_datalink().0);
         report.linktype = Some(linktype);
         progress.bytes.fetch_add(24, Ordering::Relaxed);
         loop {
-            match cap.next_packet() {
+            let next = file.cap.next_packet();
+            if file.mapped.is_some() && super::mapped::shrank() {
+                report.outcome = SourceOutcome::Damaged(
+                    "the file shrank while it was being read (truncated by another process?)"
+                        .to_string(),
+                );
+                break;
+            }
+            match next {
                 Ok(p) => {
                     let ts = Micros::from_timeval(p.header.ts.tv_sec, p.header.ts.tv_usec);
                     odd.see(report.packets + 1, ts, p.header.caplen, header_snaplen);
@@ -279,6 +305,9 @@ pub fn read_offline(
                     report.wire_bytes += u64::from(p.header.len);
                     if batch.is_full() {
                         show(&mut unshown);
+                        if let Some(m) = file.mapped.as_mut() {
+                            m.trim(&file.cap);
+                        }
                         let next = recycle.try_recv().unwrap_or_else(|_| PacketBatch::new());
                         let full = std::mem::replace(&mut batch, next);
                         if tx.send(full).is_err() {

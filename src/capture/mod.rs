@@ -4,5 +4,6 @@
 pub mod batch;
 pub mod file;
 pub mod live;
+pub mod mapped;
 
 pub use batch::{Linktype, PacketBatch, PacketMeta};

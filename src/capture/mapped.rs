@@ -1,0 +1,347 @@
+//! A regular capture file read through glibc's memory-mapped stream (`fopen` mode `"rbm"`).
+//!
+//! libpcap reads a savefile with `fread` from a `FILE *`. Through an ordinary stream every
+//! byte is copied twice before libpcap has it: by the kernel's `read` into the stream's
+//! buffer, and by glibc from there into libpcap's. On a capture of mixed traffic the kernel's
+//! copy and the page-cache lookups behind it were a fifth of the capture thread
+//! (`_copy_to_iter` alone 9 % of all samples). A stream opened with `"rbm"` maps the file and
+//! `fread` copies straight from the mapping: one copy and no system calls. libpcap still does
+//! all the reading and parsing; it is handed the stream with `pcap_fopen_offline`.
+//!
+//! Two things a mapping brings that `read` has not, and what is done about them:
+//! - **Resident set.** Every page read stays mapped, so the whole file would count in the
+//!   process's RSS (page cache, not memory of ours, but it is what `time -v` and `top`
+//!   show). [`Mapped::trim`] drops the pages read so far (`MADV_DONTNEED`; they stay in the
+//!   page cache) every [`TRIM`] bytes, so the mapping adds at most about that much.
+//! - **A file truncated while it is read.** Touching pages the file no longer has raises
+//!   `SIGBUS`. The handler installed here, when the fault lies in this thread's mapping,
+//!   puts a page of zeros in its place and raises a flag ([`shrank`]); the reader checks the
+//!   flag after every packet, drops the packet it was reading and reports the file damaged
+//!   there, having analysed everything before it, as a truncated file is. A fault anywhere
+//!   else restores the default action and ends the process as before.
+//!
+//! A file that grows while it is read is read on as it grows (glibc looks at the file's size
+//! again at the end of its mapping). Linux with glibc only; elsewhere [`open`] returns `None`
+//! and libpcap opens the file itself.
+
+/// Bytes read between two trims of the resident set.
+pub const TRIM: usize = 8 << 20;
+/// Smallest stream buffer taken for a mapping (a read buffer is a few KiB).
+const MIN_MAPPED: usize = 16 << 20;
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub use imp::{Mapped, open, shrank};
+
+/// Elsewhere there is no mapped stream: the caller opens the file itself.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub fn open(_name: &str) -> Option<(pcap::Capture<pcap::Offline>, Mapped)> {
+    None
+}
+
+/// Elsewhere nothing is mapped, so nothing shrinks under a mapping.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub fn shrank() -> bool {
+    false
+}
+
+/// Elsewhere: nothing is mapped, nothing to trim.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub struct Mapped;
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+impl Mapped {
+    pub fn trim(&mut self, _cap: &pcap::Capture<pcap::Offline>) {}
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+mod imp {
+    use nix::libc;
+    use std::cell::Cell;
+    use std::ffi::{CString, c_char, c_int, c_void};
+    use std::ptr::NonNull;
+
+    unsafe extern "C" {
+        fn fopen(path: *const c_char, mode: *const c_char) -> *mut c_void;
+        fn fclose(stream: *mut c_void) -> c_int;
+        /// glibc (`stdio_ext.h`): sets the stream's locking mode.
+        fn __fsetlocking(stream: *mut c_void, kind: c_int) -> c_int;
+        /// libpcap: opens a savefile on a stream (the stream is not closed on failure).
+        fn pcap_fopen_offline(fp: *mut c_void, errbuf: *mut c_char) -> *mut c_void;
+        /// libpcap: the savefile's stream.
+        fn pcap_file(p: *mut c_void) -> *mut c_void;
+    }
+
+    const FSETLOCKING_BYCALLER: c_int = 2;
+    /// libpcap's `PCAP_ERRBUF_SIZE`.
+    const ERRBUF: usize = 256;
+
+    /// The start of glibc's `struct _IO_FILE` (`bits/types/struct_FILE.h`, unchanged since
+    /// glibc 2.1): the read pointer and the buffer, which for a mapped stream is the mapping.
+    #[repr(C)]
+    struct FileHead {
+        flags: c_int,
+        read_ptr: *mut c_char,
+        read_end: *mut c_char,
+        read_base: *mut c_char,
+        write_base: *mut c_char,
+        write_ptr: *mut c_char,
+        write_end: *mut c_char,
+        buf_base: *mut c_char,
+        buf_end: *mut c_char,
+    }
+
+    /// A mapped savefile: how much of its mapping has been handed back.
+    pub struct Mapped {
+        /// The mapping `[base, end)` as last seen (glibc may move it when the file grows).
+        base: usize,
+        end: usize,
+        /// Bytes from `base` already dropped from the resident set.
+        pub(super) dropped: usize,
+    }
+
+    impl Mapped {
+        /// Drops the pages libpcap has read past from this process's resident set (they
+        /// stay in the page cache). Call it now and then, from the thread that reads.
+        pub fn trim(&mut self, cap: &pcap::Capture<pcap::Offline>) {
+            // SAFETY: `cap` is a live savefile `pcap_t`; `pcap_file` returns its stream,
+            // whose leading fields are read as glibc lays them out. Nothing else uses the
+            // stream meanwhile (this thread reads it).
+            let (base, end, at) = unsafe {
+                let fp = pcap_file(cap.as_ptr().cast()).cast::<FileHead>();
+                if fp.is_null() {
+                    return;
+                }
+                let h = &*fp;
+                (h.buf_base as usize, h.buf_end as usize, h.read_ptr as usize)
+            };
+            if (base, end) != (self.base, self.end) {
+                if base != self.base {
+                    self.dropped = 0;
+                }
+                (self.base, self.end) = (base, end);
+                MAPPING.set((base, end));
+            }
+            // Only a mapping: a stream that fell back to reading has a buffer of a few KiB
+            // (glibc's `st_blksize`), never `MIN_MAPPED`, and must not be touched.
+            if end.saturating_sub(base) < super::MIN_MAPPED || !(base..=end).contains(&at) {
+                return;
+            }
+            let upto = (at - base) / super::TRIM * super::TRIM;
+            if upto > self.dropped {
+                // SAFETY: `[base + dropped, base + upto)` lies in the stream's read-only,
+                // shared file mapping (checked above), page-aligned (`base` is a mapping's
+                // start, `TRIM` a multiple of any page size), and already read: dropping it
+                // only makes a later touch fault the page in again from the file.
+                unsafe {
+                    libc::madvise(
+                        (base + self.dropped) as *mut c_void,
+                        upto - self.dropped,
+                        libc::MADV_DONTNEED,
+                    );
+                }
+                self.dropped = upto;
+            }
+        }
+    }
+
+    impl Drop for Mapped {
+        fn drop(&mut self) {
+            MAPPING.set((0, 0));
+        }
+    }
+
+    thread_local! {
+        /// The mapping this thread reads, `[start, end)` as last seen, for the `SIGBUS`
+        /// handler (which runs on the thread whose read faulted).
+        static MAPPING: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
+        /// Set by the `SIGBUS` handler: the file shrank under this thread's mapping.
+        static SHRANK: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// True once the file being read shrank under its mapping: what was read since the last
+    /// check may hold zeros instead of the file's bytes and must be thrown away.
+    pub fn shrank() -> bool {
+        SHRANK.get()
+    }
+
+    /// A fault in the mapping means the file shrank: the vanished page is replaced by a page of
+    /// zeros so the read can finish, and [`shrank`] tells the reader. A fault anywhere else is
+    /// not ours: the default action is restored and the fault, retried, ends the process.
+    extern "C" fn on_sigbus(_: c_int, info: *mut libc::siginfo_t, _: *mut c_void) {
+        // SAFETY: the kernel passes a valid siginfo for a SA_SIGINFO handler.
+        let addr = if info.is_null() {
+            0
+        } else {
+            unsafe { (*info).si_addr() as usize }
+        };
+        let (start, end) = MAPPING.get();
+        if (start..end).contains(&addr) {
+            // SAFETY: sysconf and mmap are plain system calls. The page replaced lies in the
+            // stream's read-only mapping of the file, whose bytes are gone.
+            let page =
+                usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+            let at = addr - addr % page;
+            let p = unsafe {
+                libc::mmap(
+                    at as *mut c_void,
+                    page,
+                    libc::PROT_READ,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
+                    -1,
+                    0,
+                )
+            };
+            if p != libc::MAP_FAILED {
+                SHRANK.set(true);
+                return;
+            }
+        }
+        // SAFETY: signal(2) is async-signal-safe.
+        unsafe { libc::signal(libc::SIGBUS, libc::SIG_DFL) };
+    }
+
+    fn install_sigbus() {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+            let act = SigAction::new(
+                SigHandler::SigAction(on_sigbus),
+                SaFlags::SA_SIGINFO,
+                SigSet::empty(),
+            );
+            // SAFETY: the handler only makes system calls and touches atomics.
+            let _ = unsafe { sigaction(Signal::SIGBUS, &act) };
+        });
+    }
+
+    /// Opens `name` (a regular file) through a mapped stream; `None` if it cannot be, for
+    /// whatever reason: the caller then opens it the ordinary way, which reports the error.
+    pub fn open(name: &str) -> Option<(pcap::Capture<pcap::Offline>, Mapped)> {
+        let cname = CString::new(name).ok()?;
+        install_sigbus();
+        // SAFETY: `fopen` gets two NUL-terminated strings. The stream is used by this
+        // thread alone (caller-side locking may then be set at any time). On success it
+        // belongs to the `pcap_t`, whose close closes it; on failure it is closed here.
+        unsafe {
+            let fp = fopen(cname.as_ptr(), c"rbm".as_ptr());
+            if fp.is_null() {
+                return None;
+            }
+            __fsetlocking(fp, FSETLOCKING_BYCALLER);
+            let mut err = [0 as c_char; ERRBUF];
+            let p = pcap_fopen_offline(fp, err.as_mut_ptr());
+            let Some(handle) = typed(pcap::Capture::<pcap::Offline>::as_ptr, p) else {
+                fclose(fp);
+                return None;
+            };
+            let cap = pcap::Capture::from(handle);
+            let mut m = Mapped {
+                base: 0,
+                end: 0,
+                dropped: 0,
+            };
+            SHRANK.set(false);
+            m.trim(&cap);
+            Some((cap, m))
+        }
+    }
+
+    /// `p` as a pointer to the `pcap_t` type the `pcap` crate wraps (its `raw` module is
+    /// private; the type is named here through the signature of `Capture::as_ptr`).
+    fn typed<P>(
+        _: fn(&pcap::Capture<pcap::Offline>) -> *mut P,
+        p: *mut c_void,
+    ) -> Option<NonNull<P>> {
+        NonNull::new(p.cast())
+    }
+}
+
+#[cfg(all(test, target_os = "linux", target_env = "gnu"))]
+mod tests {
+    use super::*;
+
+    /// A classic pcap of `n` Ethernet records of `size` bytes each (byte pattern by index).
+    fn write_pcap(path: &std::path::Path, n: u32, size: u32) {
+        let mut v = Vec::with_capacity(24 + (n * (16 + size)) as usize);
+        for w in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 65_535, 1] {
+            if w == 0x0004_0002 {
+                v.extend_from_slice(&2u16.to_le_bytes());
+                v.extend_from_slice(&4u16.to_le_bytes());
+            } else {
+                v.extend_from_slice(&w.to_le_bytes());
+            }
+        }
+        for i in 0..n {
+            for w in [i, 0, size, size] {
+                v.extend_from_slice(&w.to_le_bytes());
+            }
+            v.extend((0..size).map(|k| (i as u8).wrapping_add(k as u8)));
+        }
+        std::fs::write(path, v).unwrap();
+    }
+
+    #[test]
+    fn reads_every_record_and_keeps_the_resident_set_small() {
+        let dir = std::env::temp_dir().join(format!("synwatch-mapped-a-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("big.pcap");
+        // 40 MB: past MIN_MAPPED, so the mapping is trimmed.
+        write_pcap(&path, 40_000, 1000);
+        let (mut cap, mut m) = open(path.to_str().unwrap()).expect("a regular pcap maps");
+        let mut n = 0u32;
+        while let Ok(p) = cap.next_packet() {
+            assert_eq!(p.data.len(), 1000);
+            assert_eq!(p.data[0], n as u8, "record {n} in order and whole");
+            assert_eq!(p.data[999], (n as u8).wrapping_add(999u32 as u8));
+            n += 1;
+            if n.is_multiple_of(1000) {
+                m.trim(&cap);
+            }
+        }
+        assert_eq!(n, 40_000);
+        assert!(!shrank());
+        assert!(
+            m.dropped >= 30 << 20,
+            "read pages were dropped: {}",
+            m.dropped
+        );
+        drop((cap, m));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_file_truncated_while_read_is_flagged_not_fatal() {
+        let dir = std::env::temp_dir().join(format!("synwatch-mapped-b-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("shrinks.pcap");
+        write_pcap(&path, 20_000, 1000);
+        let (mut cap, _m) = open(path.to_str().unwrap()).expect("a regular pcap maps");
+        for _ in 0..100 {
+            cap.next_packet().unwrap();
+        }
+        // Another writer cuts the file to 1 MiB while it is being read.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(1 << 20)
+            .unwrap();
+        let mut good = 100u32;
+        loop {
+            let r = cap.next_packet().map(|p| p.data[0]);
+            if shrank() {
+                break;
+            }
+            assert_eq!(r.expect("whole records before the cut"), good as u8);
+            good += 1;
+        }
+        // Records wholly inside the first MiB are read; the one across the cut is not kept.
+        // (The last page before the cut is whole: the file's bytes up to 1 MiB are there.)
+        let whole = ((1u32 << 20) - 24) / 1016;
+        assert!(
+            good >= whole - 4 && good <= whole + 4,
+            "{good} records, {whole} expected"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
