@@ -82,6 +82,19 @@ impl PacketBatch {
         });
     }
 
+    /// The packets' metadata, in capture order.
+    pub fn metas(&self) -> &[PacketMeta] {
+        &self.pkts
+    }
+
+    /// Keeps the first `n` packets.
+    pub fn truncate(&mut self, n: usize) {
+        if let Some(m) = self.pkts.get(n) {
+            self.data.truncate(m.offset as usize);
+            self.pkts.truncate(n);
+        }
+    }
+
     /// The packets in capture order, with their bytes.
     pub fn iter(&self) -> impl Iterator<Item = (&PacketMeta, &[u8])> + '_ {
         self.pkts.iter().map(move |m| {

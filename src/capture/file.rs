@@ -216,6 +216,48 @@ impl Oddities {
     }
 }
 
+/// The accounting of one file's packets as they are committed (see [`commit`]).
+#[derive(Default)]
+struct Accounts {
+    snaplen: Option<u32>,
+    odd: Oddities,
+    /// Bytes and packets read but not yet added to the progress counters: they are added a
+    /// batch at a time (two atomic additions per packet were 5% of this thread).
+    unshown: (u64, u64),
+}
+
+/// Accounts the packets of `batch` from `from` on to `report`. From a mapped file they are
+/// first checked against the file's size ([`super::mapped::Mapped::check`]): those that end
+/// past it were read from a page the file was cut inside, as zeros, and are dropped from the
+/// batch. Returns the size when that happened.
+fn commit(
+    batch: &mut PacketBatch,
+    from: usize,
+    file: &Savefile,
+    ends: &mut Vec<u64>,
+    report: &mut SourceReport,
+    acct: &mut Accounts,
+) -> Option<u64> {
+    let mut cut = None;
+    if let Some(m) = &file.mapped
+        && let Some((whole, size)) = m.check(ends)
+    {
+        batch.truncate(from + whole);
+        cut = Some(size);
+    }
+    ends.clear();
+    for m in batch.metas().get(from..).unwrap_or(&[]) {
+        acct.odd
+            .see(report.packets + 1, m.ts, m.caplen, acct.snaplen);
+        // Record header and data: exact for pcap, close for pcapng.
+        acct.unshown.0 += 16 + u64::from(m.caplen);
+        acct.unshown.1 += 1;
+        report.packets += 1;
+        report.wire_bytes += u64::from(m.wire_len);
+    }
+    cut
+}
+
 /// Reads every input in order and sends full batches to `tx`; emptied batches come back on
 /// `recycle`. Returns one report per input. Blocks when the channel is full (nothing is lost).
 pub fn read_offline(
@@ -229,7 +271,9 @@ pub fn read_offline(
     let mut batch = recycle.try_recv().unwrap_or_else(|_| PacketBatch::new());
     // Bytes and packets read but not yet added to the progress counters: they are added a
     // batch at a time (two atomic additions per packet were 5% of this thread).
-    let mut unshown = (0u64, 0u64);
+    let mut acct = Accounts::default();
+    // Where each pending record of a mapped file ends in it (see `commit`).
+    let mut ends: Vec<u64> = Vec::with_capacity(PacketBatch::MAX_PACKETS);
     let show = |u: &mut (u64, u64)| {
         progress.bytes.fetch_add(u.0, Ordering::Relaxed);
         progress.packets.fetch_add(u.1, Ordering::Relaxed);
@@ -262,7 +306,8 @@ pub fn read_offline(
                 "the file header's snap length {s} is not valid (0 or over {MAX_SNAPLEN}); packets read anyway"
             ));
         }
-        let mut odd = Oddities::default();
+        acct.snaplen = header_snaplen;
+        acct.odd = Oddities::default();
         // A regular file is read through a mapping (`mapped`); should that not open, or for
         // anything else, libpcap opens it, and reports why it cannot be read.
         let opened = match regular.then(|| super::mapped::open(name)).flatten() {
@@ -284,36 +329,47 @@ pub fn read_offline(
         let linktype = Linktype(file.cap.get_datalink().0);
         report.linktype = Some(linktype);
         progress.bytes.fetch_add(24, Ordering::Relaxed);
+        // Packets of this file in `batch` from `from` on are read but not yet accounted:
+        // from a mapped file they are first checked against its size (`commit`).
+        let mut from = batch.len();
+        ends.clear();
+        let mut faulted = false;
+        let mut cut_at = None;
         loop {
             let next = file.cap.next_packet();
             if file.mapped.is_some() && super::mapped::shrank() {
-                report.outcome = SourceOutcome::Damaged(
-                    "the file shrank while it was being read (truncated by another process?)"
-                        .to_string(),
-                );
+                // The record being read met a page the file no longer has: not kept. The
+                // records before it are checked against the size in `commit`.
+                faulted = true;
                 break;
             }
             match next {
                 Ok(p) => {
                     let ts = Micros::from_timeval(p.header.ts.tv_sec, p.header.ts.tv_usec);
-                    odd.see(report.packets + 1, ts, p.header.caplen, header_snaplen);
-                    // Record header and data: exact for pcap, close for pcapng.
-                    unshown.0 += 16 + u64::from(p.header.caplen);
-                    unshown.1 += 1;
                     batch.push(ts, p.header.len, p.data, linktype, source);
-                    report.packets += 1;
-                    report.wire_bytes += u64::from(p.header.len);
+                    if let Some(m) = &file.mapped {
+                        ends.push(m.offset());
+                    }
                     if batch.is_full() {
-                        show(&mut unshown);
+                        let stop =
+                            commit(&mut batch, from, &file, &mut ends, &mut report, &mut acct);
+                        show(&mut acct.unshown);
                         if let Some(m) = file.mapped.as_mut() {
-                            m.trim(&file.cap);
+                            m.trim();
+                        }
+                        if stop.is_some() {
+                            cut_at = stop;
                         }
                         let next = recycle.try_recv().unwrap_or_else(|_| PacketBatch::new());
                         let full = std::mem::replace(&mut batch, next);
+                        from = 0;
                         if tx.send(full).is_err() {
                             // Analysis has gone away; nothing more to do.
                             reports.push(report);
                             return reports;
+                        }
+                        if cut_at.is_some() {
+                            break;
                         }
                     }
                 }
@@ -328,8 +384,19 @@ pub fn read_offline(
                 }
             }
         }
-        show(&mut unshown);
-        odd.report(&mut report);
+        let last = commit(&mut batch, from, &file, &mut ends, &mut report, &mut acct);
+        if let Some(size) = last.or(cut_at) {
+            report.outcome = SourceOutcome::Damaged(format!(
+                "the file shrank to {size} bytes while it was being read (truncated by another process?)"
+            ));
+        } else if faulted {
+            report.outcome = SourceOutcome::Damaged(
+                "the file shrank while it was being read (truncated by another process?)"
+                    .to_string(),
+            );
+        }
+        show(&mut acct.unshown);
+        acct.odd.report(&mut report);
         if !crate::decode::link::is_supported(linktype.0)
             && report.outcome == SourceOutcome::Complete
         {
@@ -344,4 +411,85 @@ pub fn read_offline(
         let _ = tx.send(batch);
     }
     reports
+}
+
+#[cfg(all(test, target_os = "linux", target_env = "gnu"))]
+mod tests {
+    use super::*;
+
+    /// A classic pcap of `n` Ethernet records of 1000 bytes, each starting with its index.
+    fn write_pcap(path: &std::path::Path, n: u32) {
+        let mut v = Vec::new();
+        for w in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 65_535, 1] {
+            v.extend_from_slice(&w.to_le_bytes());
+        }
+        // Version 2.4 as two little-endian u16s.
+        v[4..8].copy_from_slice(&[2, 0, 4, 0]);
+        for i in 0..n {
+            for w in [1_700_000_000 + i, 0, 1000, 1000] {
+                v.extend_from_slice(&w.to_le_bytes());
+            }
+            v.extend_from_slice(&i.to_le_bytes());
+            v.extend(std::iter::repeat_n(0xabu8, 996));
+        }
+        std::fs::write(path, v).unwrap();
+    }
+
+    /// Reads `path` on a thread; after the first batch arrives, cuts the file to `cut` bytes.
+    /// Returns the packets delivered (their first four bytes) and the file's report.
+    fn read_and_cut(path: &std::path::Path, cut: u64) -> (Vec<u32>, SourceReport) {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let (_back, recycle) = crossbeam_channel::unbounded();
+        let name = path.to_str().unwrap().to_string();
+        let reader = std::thread::spawn(move || {
+            let progress = crate::output::progress::ReadProgress::default();
+            read_offline(&[name], &tx, &recycle, &progress)
+        });
+        let mut got = Vec::new();
+        let mut first = true;
+        for b in rx.iter() {
+            let b: PacketBatch = b;
+            for (_, d) in b.iter() {
+                got.push(u32::from_le_bytes(d[..4].try_into().unwrap()));
+            }
+            if first {
+                first = false;
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(path)
+                    .unwrap()
+                    .set_len(cut)
+                    .unwrap();
+            }
+        }
+        let mut reports = reader.join().unwrap();
+        (got, reports.remove(0))
+    }
+
+    #[test]
+    fn a_file_cut_inside_a_page_while_read_keeps_only_its_whole_records() {
+        let dir = std::env::temp_dir().join(format!("synwatch-cut-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // Cut in the middle of a page, far past what the reader can have read ahead (it is
+        // at most two batches, about 2 MB, ahead of the first), and inside the last page.
+        let size = 24 + 40_000 * 1016u64;
+        for (i, cut) in [(10u64 << 20) + 2000, size - 1000].into_iter().enumerate() {
+            let path = dir.join(format!("f{i}.pcap"));
+            write_pcap(&path, 40_000);
+            let (got, report) = read_and_cut(&path, cut);
+            let whole = ((cut - 24) / 1016) as u32;
+            assert_eq!(got, (0..whole).collect::<Vec<_>>(), "cut at {cut}");
+            assert_eq!(report.packets, u64::from(whole));
+            match &report.outcome {
+                SourceOutcome::Damaged(m) => assert!(m.contains("shrank"), "{m}"),
+                o => panic!("cut at {cut}: {o:?}"),
+            }
+            assert!(
+                report.warnings.is_empty(),
+                "no zeros read as records: {:?}",
+                report.warnings
+            );
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -12,13 +12,17 @@
 //! - **Resident set.** Every page read stays mapped, so the whole file would count in the
 //!   process's RSS (page cache, not memory of ours, but it is what `time -v` and `top`
 //!   show). [`Mapped::trim`] drops the pages read so far (`MADV_DONTNEED`; they stay in the
-//!   page cache) every [`TRIM`] bytes, so the mapping adds at most about that much.
-//! - **A file truncated while it is read.** Touching pages the file no longer has raises
-//!   `SIGBUS`. The handler installed here, when the fault lies in this thread's mapping,
-//!   puts a page of zeros in its place and raises a flag ([`shrank`]); the reader checks the
-//!   flag after every packet, drops the packet it was reading and reports the file damaged
-//!   there, having analysed everything before it, as a truncated file is. A fault anywhere
-//!   else restores the default action and ends the process as before.
+//!   page cache) in steps of [`TRIM`] bytes, so a large file adds about that much. A file
+//!   under `MIN_MAPPED` (16 MiB) is not trimmed: it adds at most its size.
+//! - **A file truncated while it is read.** Past the new end, a page the file was cut inside
+//!   reads as zeros, and the pages after it raise `SIGBUS`. So every batch of records read
+//!   is checked against the file's size before it is accounted and sent
+//!   ([`Mapped::check`], one `fstat` per batch): records that end past it are dropped and the
+//!   file is reported damaged there, as a truncated file is. The `SIGBUS` handler installed
+//!   here, for an address fault inside the mapping this thread reads (it reads where the
+//!   mapping is from the stream itself, so it follows glibc when the mapping grows or
+//!   moves), puts a page of zeros in its place and raises a flag ([`shrank`]) that ends the
+//!   reading. Any other `SIGBUS` gets the default action, as before.
 //!
 //! A file that grows while it is read is read on as it grows (glibc looks at the file's size
 //! again at the end of its mapping). Linux with glibc only; elsewhere [`open`] returns `None`
@@ -27,6 +31,7 @@
 /// Bytes read between two trims of the resident set.
 pub const TRIM: usize = 8 << 20;
 /// Smallest stream buffer taken for a mapping (a read buffer is a few KiB).
+#[cfg_attr(not(all(target_os = "linux", target_env = "gnu")), allow(dead_code))]
 const MIN_MAPPED: usize = 16 << 20;
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -50,7 +55,13 @@ pub struct Mapped;
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 impl Mapped {
-    pub fn trim(&mut self, _cap: &pcap::Capture<pcap::Offline>) {}
+    pub fn trim(&mut self) {}
+    pub fn offset(&self) -> u64 {
+        0
+    }
+    pub fn check(&self, _ends: &[u64]) -> Option<(usize, u64)> {
+        None
+    }
 }
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -59,6 +70,7 @@ mod imp {
     use std::cell::Cell;
     use std::ffi::{CString, c_char, c_int, c_void};
     use std::ptr::NonNull;
+    use std::sync::atomic::{AtomicUsize, Ordering, compiler_fence};
 
     unsafe extern "C" {
         fn fopen(path: *const c_char, mode: *const c_char) -> *mut c_void;
@@ -67,8 +79,6 @@ mod imp {
         fn __fsetlocking(stream: *mut c_void, kind: c_int) -> c_int;
         /// libpcap: opens a savefile on a stream (the stream is not closed on failure).
         fn pcap_fopen_offline(fp: *mut c_void, errbuf: *mut c_char) -> *mut c_void;
-        /// libpcap: the savefile's stream.
-        fn pcap_file(p: *mut c_void) -> *mut c_void;
     }
 
     const FSETLOCKING_BYCALLER: c_int = 2;
@@ -76,7 +86,8 @@ mod imp {
     const ERRBUF: usize = 256;
 
     /// The start of glibc's `struct _IO_FILE` (`bits/types/struct_FILE.h`, unchanged since
-    /// glibc 2.1): the read pointer and the buffer, which for a mapped stream is the mapping.
+    /// glibc 2.1): the read pointer and the buffer, which for a mapped stream is the mapping
+    /// of the whole file from offset 0.
     #[repr(C)]
     struct FileHead {
         flags: c_int,
@@ -90,41 +101,68 @@ mod imp {
         buf_end: *mut c_char,
     }
 
-    /// A mapped savefile: how much of its mapping has been handed back.
+    thread_local! {
+        /// The mapped stream this thread reads, for the `SIGBUS` handler (which runs on the
+        /// thread whose read faulted). Its buffer fields are where the mapping is now: glibc
+        /// moves them before it touches a mapping it has grown or moved.
+        static STREAM: Cell<*const FileHead> = const { Cell::new(std::ptr::null()) };
+        /// Set by the `SIGBUS` handler: the file shrank under this thread's mapping.
+        static SHRANK: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// The page size, read once before the handler is installed.
+    static PAGE: AtomicUsize = AtomicUsize::new(4096);
+
+    /// A mapped savefile: its stream, a handle for its size, and how much of the mapping has
+    /// been handed back.
     pub struct Mapped {
-        /// The mapping `[base, end)` as last seen (glibc may move it when the file grows).
+        fp: *const FileHead,
+        file: std::fs::File,
+        /// The mapping's start as last seen (glibc may move it when the file grows).
         base: usize,
-        end: usize,
         /// Bytes from `base` already dropped from the resident set.
         pub(super) dropped: usize,
     }
 
     impl Mapped {
+        /// (start, end, read position) of the stream's buffer.
+        fn buffer(&self) -> (usize, usize, usize) {
+            // SAFETY: `fp` is the live stream of the `pcap_t` this `Mapped` was opened with
+            // (it is dropped after it, and the stream lives until then). Its leading fields
+            // are read as glibc lays them out; only this thread uses the stream.
+            let h = unsafe { &*self.fp };
+            (h.buf_base as usize, h.buf_end as usize, h.read_ptr as usize)
+        }
+
+        /// How far into the file libpcap has read: the end of the last record it returned.
+        pub fn offset(&self) -> u64 {
+            let (base, _, at) = self.buffer();
+            at.saturating_sub(base) as u64
+        }
+
+        /// Checks records read against the file's size now. `ends` are where the records
+        /// end in the file, in order. A page the file was cut inside reads as zeros past the
+        /// cut, with no fault, so records are trusted only once the file is known to have
+        /// held their bytes after they were read. Returns how many of them are whole and the
+        /// size, when some are not.
+        pub fn check(&self, ends: &[u64]) -> Option<(usize, u64)> {
+            let last = *ends.last()?;
+            let size = self.file.metadata().map_or(0, |m| m.len());
+            (last > size).then(|| (ends.partition_point(|&e| e <= size), size))
+        }
+
         /// Drops the pages libpcap has read past from this process's resident set (they
         /// stay in the page cache). Call it now and then, from the thread that reads.
-        pub fn trim(&mut self, cap: &pcap::Capture<pcap::Offline>) {
-            // SAFETY: `cap` is a live savefile `pcap_t`; `pcap_file` returns its stream,
-            // whose leading fields are read as glibc lays them out. Nothing else uses the
-            // stream meanwhile (this thread reads it).
-            let (base, end, at) = unsafe {
-                let fp = pcap_file(cap.as_ptr().cast()).cast::<FileHead>();
-                if fp.is_null() {
-                    return;
-                }
-                let h = &*fp;
-                (h.buf_base as usize, h.buf_end as usize, h.read_ptr as usize)
-            };
-            if (base, end) != (self.base, self.end) {
-                if base != self.base {
-                    self.dropped = 0;
-                }
-                (self.base, self.end) = (base, end);
-                MAPPING.set((base, end));
-            }
+        pub fn trim(&mut self) {
+            let (base, end, at) = self.buffer();
             // Only a mapping: a stream that fell back to reading has a buffer of a few KiB
             // (glibc's `st_blksize`), never `MIN_MAPPED`, and must not be touched.
             if end.saturating_sub(base) < super::MIN_MAPPED || !(base..=end).contains(&at) {
                 return;
+            }
+            if base != self.base {
+                self.base = base;
+                self.dropped = 0;
             }
             let upto = (at - base) / super::TRIM * super::TRIM;
             if upto > self.dropped {
@@ -146,70 +184,70 @@ mod imp {
 
     impl Drop for Mapped {
         fn drop(&mut self) {
-            MAPPING.set((0, 0));
+            STREAM.set(std::ptr::null());
         }
     }
 
-    thread_local! {
-        /// The mapping this thread reads, `[start, end)` as last seen, for the `SIGBUS`
-        /// handler (which runs on the thread whose read faulted).
-        static MAPPING: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
-        /// Set by the `SIGBUS` handler: the file shrank under this thread's mapping.
-        static SHRANK: Cell<bool> = const { Cell::new(false) };
-    }
-
-    /// True once the file being read shrank under its mapping: what was read since the last
-    /// check may hold zeros instead of the file's bytes and must be thrown away.
+    /// True once the file being read shrank under its mapping (a fault past its end): what
+    /// was read since the last check may hold zeros instead of the file's bytes.
     pub fn shrank() -> bool {
+        compiler_fence(Ordering::SeqCst);
         SHRANK.get()
     }
 
-    /// A fault in the mapping means the file shrank: the vanished page is replaced by a page of
-    /// zeros so the read can finish, and [`shrank`] tells the reader. A fault anywhere else is
-    /// not ours: the default action is restored and the fault, retried, ends the process.
+    /// An address fault in this thread's mapping means the file shrank: the vanished page is
+    /// replaced by a page of zeros so the read can finish, and [`shrank`] tells the reader.
+    /// Any other `SIGBUS` (another address, a hardware memory error, an I/O error, `kill`) is
+    /// not ours: the default action is restored, and the fault, retried, ends the process.
     extern "C" fn on_sigbus(_: c_int, info: *mut libc::siginfo_t, _: *mut c_void) {
-        // SAFETY: the kernel passes a valid siginfo for a SA_SIGINFO handler.
-        let addr = if info.is_null() {
-            0
-        } else {
-            unsafe { (*info).si_addr() as usize }
-        };
-        let (start, end) = MAPPING.get();
-        if (start..end).contains(&addr) {
-            // SAFETY: sysconf and mmap are plain system calls. The page replaced lies in the
-            // stream's read-only mapping of the file, whose bytes are gone.
-            let page =
-                usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
-            let at = addr - addr % page;
-            let p = unsafe {
-                libc::mmap(
-                    at as *mut c_void,
-                    page,
-                    libc::PROT_READ,
-                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
-                    -1,
-                    0,
-                )
+        // SAFETY: everything here is a system call, a read of this thread's TLS, or a read
+        // of the stream's fields (see `STREAM`); errno is put back as it was.
+        unsafe {
+            let errno = *libc::__errno_location();
+            let fp = STREAM.get();
+            let (addr, code) = if info.is_null() {
+                (0, 0)
+            } else {
+                ((*info).si_addr() as usize, (*info).si_code)
             };
-            if p != libc::MAP_FAILED {
-                SHRANK.set(true);
-                return;
+            let mut ours = false;
+            if code == libc::BUS_ADRERR && !fp.is_null() {
+                let (start, end) = ((*fp).buf_base as usize, (*fp).buf_end as usize);
+                if (start..end).contains(&addr) {
+                    let page = PAGE.load(Ordering::Relaxed);
+                    let p = libc::mmap(
+                        (addr - addr % page) as *mut c_void,
+                        page,
+                        libc::PROT_READ,
+                        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
+                        -1,
+                        0,
+                    );
+                    ours = p != libc::MAP_FAILED;
+                }
             }
+            if ours {
+                SHRANK.set(true);
+            } else {
+                libc::signal(libc::SIGBUS, libc::SIG_DFL);
+            }
+            *libc::__errno_location() = errno;
         }
-        // SAFETY: signal(2) is async-signal-safe.
-        unsafe { libc::signal(libc::SIGBUS, libc::SIG_DFL) };
     }
 
     fn install_sigbus() {
         static ONCE: std::sync::Once = std::sync::Once::new();
         ONCE.call_once(|| {
             use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+            // SAFETY: sysconf has no preconditions.
+            let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+            PAGE.store(usize::try_from(page).unwrap_or(4096), Ordering::Relaxed);
             let act = SigAction::new(
                 SigHandler::SigAction(on_sigbus),
                 SaFlags::SA_SIGINFO,
                 SigSet::empty(),
             );
-            // SAFETY: the handler only makes system calls and touches atomics.
+            // SAFETY: the handler only makes system calls and reads memory it may read.
             let _ = unsafe { sigaction(Signal::SIGBUS, &act) };
         });
     }
@@ -218,31 +256,34 @@ mod imp {
     /// whatever reason: the caller then opens it the ordinary way, which reports the error.
     pub fn open(name: &str) -> Option<(pcap::Capture<pcap::Offline>, Mapped)> {
         let cname = CString::new(name).ok()?;
+        let file = std::fs::File::open(name).ok()?;
         install_sigbus();
         // SAFETY: `fopen` gets two NUL-terminated strings. The stream is used by this
         // thread alone (caller-side locking may then be set at any time). On success it
-        // belongs to the `pcap_t`, whose close closes it; on failure it is closed here.
+        // belongs to the `pcap_t`, whose close closes it; on failure it is closed here, and
+        // the handler forgets it first.
         unsafe {
             let fp = fopen(cname.as_ptr(), c"rbm".as_ptr());
             if fp.is_null() {
                 return None;
             }
             __fsetlocking(fp, FSETLOCKING_BYCALLER);
+            SHRANK.set(false);
+            STREAM.set(fp.cast());
             let mut err = [0 as c_char; ERRBUF];
             let p = pcap_fopen_offline(fp, err.as_mut_ptr());
             let Some(handle) = typed(pcap::Capture::<pcap::Offline>::as_ptr, p) else {
+                STREAM.set(std::ptr::null());
                 fclose(fp);
                 return None;
             };
-            let cap = pcap::Capture::from(handle);
-            let mut m = Mapped {
+            let m = Mapped {
+                fp: fp.cast(),
+                file,
                 base: 0,
-                end: 0,
                 dropped: 0,
             };
-            SHRANK.set(false);
-            m.trim(&cap);
-            Some((cap, m))
+            Some((pcap::Capture::from(handle), m))
         }
     }
 
@@ -295,7 +336,7 @@ mod tests {
             assert_eq!(p.data[999], (n as u8).wrapping_add(999u32 as u8));
             n += 1;
             if n.is_multiple_of(1000) {
-                m.trim(&cap);
+                m.trim();
             }
         }
         assert_eq!(n, 40_000);
@@ -306,6 +347,48 @@ mod tests {
             m.dropped
         );
         drop((cap, m));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_file_that_grew_then_shrank_is_flagged_not_fatal() {
+        let dir = std::env::temp_dir().join(format!("synwatch-mapped-c-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("grows.pcap");
+        write_pcap(&path, 24_000, 1000);
+        let full = std::fs::read(&path).unwrap();
+        // The file starts with 20 000 records and grows to 24 000 while it is read: glibc
+        // grows (and may move) its mapping, which the handler must follow.
+        std::fs::write(&path, &full[..24 + 20_000 * 1016]).unwrap();
+        let (mut cap, _m) = open(path.to_str().unwrap()).expect("a regular pcap maps");
+        for _ in 0..100 {
+            cap.next_packet().unwrap();
+        }
+        std::fs::write(&path, &full).unwrap();
+        for _ in 100..20_100 {
+            cap.next_packet().unwrap();
+        }
+        let cut = 21u64 << 20;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(cut)
+            .unwrap();
+        let mut good = 20_100u32;
+        loop {
+            let r = cap.next_packet().map(|p| p.data[0]);
+            if shrank() {
+                break;
+            }
+            assert_eq!(r.expect("whole records before the cut"), good as u8);
+            good += 1;
+        }
+        let whole = ((cut - 24) / 1016) as u32;
+        assert!(
+            good >= whole - 4 && good <= whole + 4,
+            "{good} records, {whole} expected"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
