@@ -298,11 +298,11 @@ mod imp {
 }
 
 #[cfg(all(test, target_os = "linux", target_env = "gnu"))]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A classic pcap of `n` Ethernet records of `size` bytes each (byte pattern by index).
-    fn write_pcap(path: &std::path::Path, n: u32, size: u32) {
+    pub(crate) fn write_pcap(path: &std::path::Path, n: u32, size: u32) {
         let mut v = Vec::with_capacity(24 + (n * (16 + size)) as usize);
         for w in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 65_535, 1] {
             if w == 0x0004_0002 {
@@ -319,6 +319,38 @@ mod tests {
             v.extend((0..size).map(|k| (i as u8).wrapping_add(k as u8)));
         }
         std::fs::write(path, v).unwrap();
+    }
+
+    /// Cuts `path` to `len` bytes, as another process would, then reads on from record
+    /// `next` until the reader is told the file shrank; checks every record before that and
+    /// that they are about the records wholly inside `len` bytes.
+    fn cut_and_read_on(
+        path: &std::path::Path,
+        len: u64,
+        cap: &mut pcap::Capture<pcap::Offline>,
+        mut next: u32,
+    ) {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_len(len)
+            .unwrap();
+        loop {
+            let r = cap.next_packet().map(|p| p.data[0]);
+            if shrank() {
+                break;
+            }
+            assert_eq!(r.expect("whole records before the cut"), next as u8);
+            next += 1;
+        }
+        // Records wholly inside the cut are read; the one across it is not kept. (A cut on a
+        // page boundary: the pages before it are whole.)
+        let whole = ((len - 24) / 1016) as u32;
+        assert!(
+            next >= whole - 4 && next <= whole + 4,
+            "{next} records, {whole} expected"
+        );
     }
 
     #[test]
@@ -368,27 +400,7 @@ mod tests {
         for _ in 100..20_100 {
             cap.next_packet().unwrap();
         }
-        let cut = 21u64 << 20;
-        std::fs::OpenOptions::new()
-            .write(true)
-            .open(&path)
-            .unwrap()
-            .set_len(cut)
-            .unwrap();
-        let mut good = 20_100u32;
-        loop {
-            let r = cap.next_packet().map(|p| p.data[0]);
-            if shrank() {
-                break;
-            }
-            assert_eq!(r.expect("whole records before the cut"), good as u8);
-            good += 1;
-        }
-        let whole = ((cut - 24) / 1016) as u32;
-        assert!(
-            good >= whole - 4 && good <= whole + 4,
-            "{good} records, {whole} expected"
-        );
+        cut_and_read_on(&path, 21 << 20, &mut cap, 20_100);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -403,28 +415,7 @@ mod tests {
             cap.next_packet().unwrap();
         }
         // Another writer cuts the file to 1 MiB while it is being read.
-        std::fs::OpenOptions::new()
-            .write(true)
-            .open(&path)
-            .unwrap()
-            .set_len(1 << 20)
-            .unwrap();
-        let mut good = 100u32;
-        loop {
-            let r = cap.next_packet().map(|p| p.data[0]);
-            if shrank() {
-                break;
-            }
-            assert_eq!(r.expect("whole records before the cut"), good as u8);
-            good += 1;
-        }
-        // Records wholly inside the first MiB are read; the one across the cut is not kept.
-        // (The last page before the cut is whole: the file's bytes up to 1 MiB are there.)
-        let whole = ((1u32 << 20) - 24) / 1016;
-        assert!(
-            good >= whole - 4 && good <= whole + 4,
-            "{good} records, {whole} expected"
-        );
+        cut_and_read_on(&path, 1 << 20, &mut cap, 100);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
