@@ -30,6 +30,17 @@ const DUE_BATCH: usize = 64;
 /// How many connections ahead of the one firing are prefetched.
 const PREFETCH_AHEAD: usize = 4;
 
+/// Queues a flow's next timer entry. A status check re-armed now (`rearm`: the clock plus
+/// `tcp_session_timer`) comes after every one re-armed before it, so it goes in the queue's
+/// in-order lane (`timers.rs`); anything else goes in the radix heap.
+fn queue(heap: &mut TimerQueue<(u32, u32)>, due: Micros, rearm: Micros, entry: (u32, u32)) {
+    if due == rearm {
+        heap.push_in_order(due, entry);
+    } else {
+        heap.push(due, entry);
+    }
+}
+
 /// Asks the CPU to start loading `c` into cache; a hint only, with no effect on results.
 #[inline]
 fn prefetch<T>(c: &T) {
@@ -500,6 +511,7 @@ impl FlowTable {
             return;
         };
         let floor = self.heap.floor();
+        let rearm = now.saturating_add(self.timeouts.tcp_session_timer);
         let (Some(meta), Some(conn)) = (
             self.meta.get_mut(s as usize),
             self.conns.get_mut(ci as usize),
@@ -513,7 +525,7 @@ impl FlowTable {
                 let due = conn.next_due().max(floor);
                 if due < Micros::MAX {
                     meta.heap_at = due;
-                    self.heap.push(due, (s, meta.generation));
+                    queue(&mut self.heap, due, rearm, (s, meta.generation));
                 }
             }
         }
@@ -545,11 +557,12 @@ impl FlowTable {
                 due = due.min(e);
             }
             let due = due.max(self.heap.floor());
+            let rearm = now.saturating_add(self.timeouts.tcp_session_timer);
             if let Some(m) = self.meta.get_mut(s as usize) {
                 m.heap_at = Micros::MAX;
                 if due < Micros::MAX {
                     m.heap_at = due;
-                    self.heap.push(due, (s, m.generation));
+                    queue(&mut self.heap, due, rearm, (s, m.generation));
                 }
             }
             return;
@@ -578,6 +591,7 @@ impl FlowTable {
             return self.retire(s, conn.key, rec, at, emit);
         }
         let due = conn.next_due().max(self.heap.floor());
+        let rearm = now.saturating_add(self.timeouts.tcp_session_timer);
         let body = match self.pack_cold(&conn) {
             Some(cold_at) => PACKED | cold_at,
             None => self.store(s, conn),
@@ -586,7 +600,7 @@ impl FlowTable {
             m.body = body;
             if due < Micros::MAX {
                 m.heap_at = due;
-                self.heap.push(due, (s, m.generation));
+                queue(&mut self.heap, due, rearm, (s, m.generation));
             }
         }
     }

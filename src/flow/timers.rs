@@ -19,8 +19,16 @@
 //!
 //! Among entries due at the same time the order is unspecified; the flow table's records are
 //! put in canonical order afterwards (`ConnRecord::order`).
+//!
+//! Beside the radix heap runs a lane: a FIFO for entries pushed in time order
+//! ([`TimerQueue::push_in_order`]). Most timer entries are the status checks of idle TCP
+//! connections, re-armed each time at the clock plus `tcp_session_timer`: in time order as
+//! they are pushed. A radix heap moves each of those about six times before it comes out; the
+//! lane takes them in and out once. An entry that would not keep the lane in order goes to the
+//! heap. Taking out compares the two fronts, so the order out is the same.
 
 use crate::time::Micros;
+use std::collections::VecDeque;
 
 const DIGIT_BITS: u32 = 4;
 const RADIX: usize = 1 << DIGIT_BITS;
@@ -44,6 +52,10 @@ pub struct TimerQueue<T> {
     nonempty: [u64; WORDS],
     /// The smallest key outside bucket 0, when known.
     min_above: Option<u64>,
+    /// Entries pushed in order of time (`push_in_order`), beside the buckets.
+    lane: VecDeque<(u64, T)>,
+    /// The largest key taken out (from the buckets or the lane).
+    floor: u64,
 }
 
 impl<T: Copy> Default for TimerQueue<T> {
@@ -69,6 +81,8 @@ impl<T: Copy> TimerQueue<T> {
             buckets: (0..BUCKETS).map(|_| Vec::new()).collect(),
             nonempty: [0; WORDS],
             min_above: None,
+            lane: VecDeque::new(),
+            floor: 0,
         }
     }
 
@@ -111,11 +125,24 @@ impl<T: Copy> TimerQueue<T> {
     /// The floor of the queue: the last time taken out. Timers armed earlier are taken out
     /// at this time (they are due at once).
     pub fn floor(&self) -> Micros {
-        time(self.last)
+        time(self.floor)
+    }
+
+    /// [`TimerQueue::push`] for an entry that is probably no earlier than any pushed this way
+    /// before (a repeating timer re-armed at the clock plus a fixed time): it joins the lane,
+    /// or the heap when it is earlier than the lane's last entry.
+    pub fn push_in_order(&mut self, at: Micros, value: T) {
+        let k = key(at).max(self.floor);
+        if self.lane.back().is_none_or(|&(b, _)| b <= k) {
+            self.lane.push_back((k, value));
+            self.len += 1;
+        } else {
+            self.push(at, value);
+        }
     }
 
     pub fn push(&mut self, at: Micros, value: T) {
-        let k = key(at).max(self.last);
+        let k = key(at).max(self.floor).max(self.last);
         let b = self.bucket_of(k);
         if let Some(v) = self.buckets.get_mut(b) {
             v.push((k, value));
@@ -129,11 +156,21 @@ impl<T: Copy> TimerQueue<T> {
 
     /// The time of the next entry, without taking it out.
     pub fn peek_time(&mut self) -> Option<Micros> {
-        if self.len == 0 {
+        let heap = self.heap_min();
+        let lane = self.lane.front().map(|&(k, _)| k);
+        match (heap, lane) {
+            (Some(h), Some(l)) => Some(time(h.min(l))),
+            (h, l) => h.or(l).map(time),
+        }
+    }
+
+    /// The smallest key in the buckets, without redistributing them.
+    fn heap_min(&mut self) -> Option<u64> {
+        if self.len == self.lane.len() {
             return None;
         }
         if self.buckets.first().is_some_and(|b| !b.is_empty()) {
-            return Some(time(self.last));
+            return Some(self.last);
         }
         if self.min_above.is_none() {
             self.min_above = self
@@ -141,17 +178,25 @@ impl<T: Copy> TimerQueue<T> {
                 .and_then(|i| self.buckets.get(i))
                 .and_then(|b| b.iter().map(|&(k, _)| k).min());
         }
-        self.min_above.map(time)
+        self.min_above
     }
 
     pub fn pop(&mut self) -> Option<(Micros, T)> {
-        self.refill();
-        let zero = self.buckets.first_mut()?;
-        let (k, v) = zero.pop()?;
-        if zero.is_empty() {
-            self.mark(0, false);
-        }
+        let heap = self.heap_min();
+        let (k, v) = match (heap, self.lane.front()) {
+            (h, Some(&(l, _))) if h.is_none_or(|h| l <= h) => self.lane.pop_front()?,
+            _ => {
+                self.refill();
+                let zero = self.buckets.first_mut()?;
+                let e = zero.pop()?;
+                if zero.is_empty() {
+                    self.mark(0, false);
+                }
+                e
+            }
+        };
         self.len -= 1;
+        self.floor = self.floor.max(k);
         Some((time(k), v))
     }
 
@@ -164,12 +209,14 @@ impl<T: Copy> TimerQueue<T> {
         self.nonempty = [0; WORDS];
         self.len = 0;
         self.min_above = None;
+        self.lane.clear();
+        self.lane.shrink_to(KEEP_CAPACITY);
     }
 
     /// When bucket 0 is empty: moves `last` to the smallest key and redistributes the bucket
     /// holding it (all of its entries go to lower buckets).
     fn refill(&mut self) {
-        if self.len == 0 || self.buckets.first().is_some_and(|b| !b.is_empty()) {
+        if self.len == self.lane.len() || self.buckets.first().is_some_and(|b| !b.is_empty()) {
             return;
         }
         let Some(i) = self.first_above() else {
@@ -224,12 +271,22 @@ mod tests {
                 let at = now + (x % 7_000_000) as i64 * if x.is_multiple_of(11) { 0 } else { 1 };
                 q.push(Micros(at), round);
                 h.push(std::cmp::Reverse(at));
+            } else if x % 9 == 6 {
+                // A re-armed repeating timer: the clock plus a fixed time, mostly in order.
+                let at = now + 6_000_000 - i64::from(x.is_multiple_of(13)) * 1_000;
+                q.push_in_order(Micros(at), round);
+                h.push(std::cmp::Reverse(at));
             } else {
                 let got = q.pop().map(|(t, _)| t.0);
                 let want = h.pop().map(|r| r.0);
                 assert_eq!(got, want, "round {round}");
                 if let Some(t) = got {
                     now = now.max(t);
+                    assert_eq!(
+                        q.floor().0,
+                        now,
+                        "floor is the latest time out, round {round}"
+                    );
                 }
             }
             assert_eq!(q.len(), h.len());
