@@ -79,7 +79,8 @@ fn explain_open_error(name: &str, err: &pcap::Error) -> String {
     }
 }
 
-/// An open savefile and the stdio buffer libpcap reads it through.
+/// An open savefile: through a mapped stream (`mapped`, a regular file: see
+/// `src/capture/mapped.rs`), or through libpcap's own stream and the stdio buffer below.
 ///
 /// libpcap reads a savefile with two `fread`s per record (header, then data). Through a
 /// default stream that costs a 4 KiB `read` system call every few packets, and, once the
@@ -88,7 +89,8 @@ fn explain_open_error(name: &str, err: &pcap::Error) -> String {
 /// `FSETLOCKING_BYCALLER`), and a regular file gets a 1 MiB buffer (`setvbuf`; glibc first
 /// seeks back over what it had buffered, so nothing is skipped).
 ///
-/// Field order matters: `cap`, whose drop closes the stream, is dropped before `_buf`.
+/// Field order matters: `cap`, whose drop closes the stream, is dropped before `mapped` and
+/// `_buf`, which the stream uses.
 struct Savefile {
     cap: pcap::Capture<pcap::Offline>,
     mapped: Option<super::mapped::Mapped>,
@@ -269,8 +271,6 @@ pub fn read_offline(
     use std::sync::atomic::Ordering;
     let mut reports = Vec::with_capacity(inputs.len());
     let mut batch = recycle.try_recv().unwrap_or_else(|_| PacketBatch::new());
-    // Bytes and packets read but not yet added to the progress counters: they are added a
-    // batch at a time (two atomic additions per packet were 5% of this thread).
     let mut acct = Accounts::default();
     // Where each pending record of a mapped file ends in it (see `commit`).
     let mut ends: Vec<u64> = Vec::with_capacity(PacketBatch::MAX_PACKETS);
@@ -351,14 +351,10 @@ pub fn read_offline(
                         ends.push(m.offset());
                     }
                     if batch.is_full() {
-                        let stop =
-                            commit(&mut batch, from, &file, &mut ends, &mut report, &mut acct);
+                        cut_at = commit(&mut batch, from, &file, &mut ends, &mut report, &mut acct);
                         show(&mut acct.unshown);
                         if let Some(m) = file.mapped.as_mut() {
                             m.trim();
-                        }
-                        if stop.is_some() {
-                            cut_at = stop;
                         }
                         let next = recycle.try_recv().unwrap_or_else(|_| PacketBatch::new());
                         let full = std::mem::replace(&mut batch, next);
@@ -451,8 +447,7 @@ mod tests {
 
     #[test]
     fn a_file_cut_inside_a_page_while_read_keeps_only_its_whole_records() {
-        let dir = std::env::temp_dir().join(format!("synwatch-cut-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::capture::mapped::tests::scratch("cut");
         // Cut in the middle of a page, far past what the reader can have read ahead (it is
         // at most two batches, about 2 MB, ahead of the first), and inside the last page.
         let size = 24 + 40_000 * 1016u64;

@@ -301,6 +301,13 @@ mod imp {
 pub(crate) mod tests {
     use super::*;
 
+    /// A fresh directory for one test's files (the test removes it).
+    pub(crate) fn scratch(tag: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("synwatch-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
     /// A classic pcap of `n` Ethernet records of `size` bytes each (byte pattern by index).
     pub(crate) fn write_pcap(path: &std::path::Path, n: u32, size: u32) {
         let mut v = Vec::with_capacity(24 + (n * (16 + size)) as usize);
@@ -355,8 +362,7 @@ pub(crate) mod tests {
 
     #[test]
     fn reads_every_record_and_keeps_the_resident_set_small() {
-        let dir = std::env::temp_dir().join(format!("synwatch-mapped-a-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = scratch("mapped-a");
         let path = dir.join("big.pcap");
         // 40 MB: past MIN_MAPPED, so the mapping is trimmed.
         write_pcap(&path, 40_000, 1000);
@@ -384,8 +390,7 @@ pub(crate) mod tests {
 
     #[test]
     fn a_file_that_grew_then_shrank_is_flagged_not_fatal() {
-        let dir = std::env::temp_dir().join(format!("synwatch-mapped-c-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = scratch("mapped-c");
         let path = dir.join("grows.pcap");
         write_pcap(&path, 24_000, 1000);
         let full = std::fs::read(&path).unwrap();
@@ -406,8 +411,7 @@ pub(crate) mod tests {
 
     #[test]
     fn a_file_truncated_while_read_is_flagged_not_fatal() {
-        let dir = std::env::temp_dir().join(format!("synwatch-mapped-b-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = scratch("mapped-b");
         let path = dir.join("shrinks.pcap");
         write_pcap(&path, 20_000, 1000);
         let (mut cap, _m) = open(path.to_str().unwrap()).expect("a regular pcap maps");
