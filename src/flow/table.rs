@@ -21,7 +21,7 @@ use super::record::ConnRecord;
 use super::timers::TimerQueue;
 use crate::decode::tunnel::TunnelKind;
 use crate::decode::{Decoded, Transport};
-use crate::time::Micros;
+use crate::time::{MaybeMicros, Micros};
 
 const NIL: u32 = u32::MAX;
 
@@ -89,11 +89,32 @@ const PACKED: u32 = 1 << 30;
 // Every place in the cold store fits beside the flags.
 const _: () = assert!(super::cold::MAX_PLACES <= PACKED as usize);
 
-/// What the table knows of each entry of `conns` (see [`FlowTable::cool`]).
+/// What the table knows of each entry of `conns` (see [`FlowTable::cool`]), and what lets it
+/// fire a quiet connection's timers without reading the connection (see
+/// [`FlowTable::fire_quiet`]).
 #[derive(Clone, Copy, Debug)]
 struct Hot {
     slot: u32,
     referenced: bool,
+    /// The connection's [`Connection::quiet_until`] when its timers last fired, or
+    /// [`UNKNOWN`] since a packet changed it (and before its first fire).
+    quiet_until: Micros,
+    /// Its `timers.expire`, kept equal to it while `quiet_until` is known.
+    expire: MaybeMicros,
+}
+
+/// `Hot::quiet_until` when it is not known: no time is before it.
+const UNKNOWN: Micros = Micros(i64::MIN);
+
+impl Hot {
+    fn new(slot: u32) -> Hot {
+        Hot {
+            slot,
+            referenced: true,
+            quiet_until: UNKNOWN,
+            expire: MaybeMicros::NONE,
+        }
+    }
 }
 
 /// `Meta::body`, decoded.
@@ -427,6 +448,7 @@ impl FlowTable {
         self.touch(s);
         if let Some(h) = self.hot.get_mut(ci as usize) {
             h.referenced = true;
+            h.quiet_until = UNKNOWN;
         }
         let conn = self.conns.get_mut(ci as usize)?;
         apply(conn, &dir, d, self.clock, parent, carries);
@@ -468,12 +490,12 @@ impl FlowTable {
             // Connections are prefetched a few ahead of the one firing: all of them at once
             // would queue hundreds of cache-line loads and stall on the prefetches themselves.
             for &(_, i, _) in self.due.iter().take(PREFETCH_AHEAD) {
-                self.prefetch_body(i);
+                self.prefetch_body(i, now);
             }
             let due = std::mem::take(&mut self.due);
             for (k, &(at, i, generation)) in due.iter().enumerate() {
                 if let Some(&(_, ahead, _)) = due.get(k + PREFETCH_AHEAD) {
-                    self.prefetch_body(ahead);
+                    self.prefetch_body(ahead, now);
                 }
                 let live = self.meta.get(i as usize).is_some_and(|m| {
                     m.body != DEAD && m.generation == generation && m.heap_at == at
@@ -486,10 +508,14 @@ impl FlowTable {
         }
     }
 
-    /// Asks for the cache lines of what slot `s` holds (see [`FlowTable::advance`]).
-    fn prefetch_body(&self, s: u32) {
+    /// Asks for the cache lines of what slot `s` holds (see [`FlowTable::advance`]): of a
+    /// whole connection only when firing its timers at `now` will read it.
+    fn prefetch_body(&self, s: u32, now: Micros) {
         match self.meta.get(s as usize).map(Meta::body) {
-            Some(Body::Conn(ci)) => self.conns.get(ci as usize).map(prefetch),
+            Some(Body::Conn(ci)) => match self.hot.get(ci as usize) {
+                Some(h) if now < h.quiet_until => None,
+                _ => self.conns.get(ci as usize).map(prefetch),
+            },
             Some(Body::Embryo(at) | Body::Packed(at)) => self.cold.first_unit(at).map(prefetch),
             Some(Body::Dead) | None => None,
         };
@@ -504,6 +530,11 @@ impl FlowTable {
                     self.fire_aside(s, conn, at, now, emit);
                 }
                 return;
+            }
+            Some(Body::Conn(ci)) => {
+                if self.fire_quiet(s, ci, now) {
+                    return;
+                }
             }
             _ => {}
         }
@@ -522,6 +553,10 @@ impl FlowTable {
         match conn.fire_timers(now) {
             Some(reason) => self.remove(s, reason, at, emit),
             None => {
+                if let Some(h) = self.hot.get_mut(ci as usize) {
+                    h.quiet_until = conn.quiet_until();
+                    h.expire = conn.timers.expire;
+                }
                 let due = conn.next_due().max(floor);
                 if due < Micros::MAX {
                     meta.heap_at = due;
@@ -552,23 +587,55 @@ impl FlowTable {
             if expire != head.expire {
                 self.cold.set_expire(cold_at, expire);
             }
-            let mut due = head.quiet_until;
-            if let Some(e) = expire.get() {
-                due = due.min(e);
-            }
-            let due = due.max(self.heap.floor());
-            let rearm = now.saturating_add(self.timeouts.tcp_session_timer);
-            if let Some(m) = self.meta.get_mut(s as usize) {
-                m.heap_at = Micros::MAX;
-                if due < Micros::MAX {
-                    m.heap_at = due;
-                    queue(&mut self.heap, due, rearm, (s, m.generation));
-                }
-            }
+            self.requeue_quiet(s, head.quiet_until, expire, now);
             return;
         }
         if let Some(conn) = self.unpack(cold_at) {
             self.fire_aside(s, conn, at, now, emit);
+        }
+    }
+
+    /// [`FlowTable::fire`] for the whole connection at `ci` (of slot `s`) when the table knows
+    /// it to be quiet at `now` (`Hot::quiet_until`, taken when its timers last fired; no
+    /// packet since): as for a packed one ([`FlowTable::fire_packed`]), firing can only
+    /// re-arm its `expire` timer, which is written into the connection without reading it.
+    /// A status check of an idle connection is most of the timers that fire on captures of
+    /// many half-open connections, and the connection's cache lines are then not needed.
+    /// False (nothing done) when it is not known to be quiet.
+    fn fire_quiet(&mut self, s: u32, ci: u32, now: Micros) -> bool {
+        let Some(h) = self.hot.get_mut(ci as usize) else {
+            return false;
+        };
+        if now >= h.quiet_until {
+            return false;
+        }
+        let quiet_until = h.quiet_until;
+        let expire = Connection::quiet_expire(h.expire, now, self.timeouts);
+        if expire != h.expire {
+            h.expire = expire;
+            if let Some(c) = self.conns.get_mut(ci as usize) {
+                c.timers.expire = expire;
+            }
+        }
+        self.requeue_quiet(s, quiet_until, expire, now);
+        true
+    }
+
+    /// Queues slot `s`'s next timer entry after a quiet fire at `now`: the earlier of its
+    /// quiet time and its `expire` timer, which is what [`Connection::next_due`] would give.
+    fn requeue_quiet(&mut self, s: u32, quiet_until: Micros, expire: MaybeMicros, now: Micros) {
+        let mut due = quiet_until;
+        if let Some(e) = expire.get() {
+            due = due.min(e);
+        }
+        let due = due.max(self.heap.floor());
+        let rearm = now.saturating_add(self.timeouts.tcp_session_timer);
+        if let Some(m) = self.meta.get_mut(s as usize) {
+            m.heap_at = Micros::MAX;
+            if due < Micros::MAX {
+                m.heap_at = due;
+                queue(&mut self.heap, due, rearm, (s, m.generation));
+            }
         }
     }
 
@@ -676,10 +743,7 @@ impl FlowTable {
             self.cool();
         }
         let ci = put(&mut self.conns, &mut self.conns_free, conn);
-        let hot = Hot {
-            slot: s,
-            referenced: true,
-        };
+        let hot = Hot::new(s);
         match self.hot.get_mut(ci as usize) {
             Some(h) => *h = hot,
             None => self.hot.push(hot),
