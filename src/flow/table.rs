@@ -531,11 +531,7 @@ impl FlowTable {
                 }
                 return;
             }
-            Some(Body::Conn(ci)) => {
-                if self.fire_quiet(s, ci, now) {
-                    return;
-                }
-            }
+            Some(Body::Conn(ci)) if self.fire_quiet(s, ci, now) => return,
             _ => {}
         }
         let Some(ci) = self.hatch(s) else {
