@@ -364,12 +364,13 @@ const DETAIL_KEYS: usize = 1024;
 impl Detail {
     fn apply(&mut self, p: &Probe, cfg: &ScanConfig) {
         let pkey = (u64::from(p.proto) << 16) | u64::from(p.port);
-        if self.targets.insert(addr_key(&p.target)) && self.target_sample.len() < SAMPLE {
+        let target = addr_key(&p.target);
+        if self.targets.insert(target) && self.target_sample.len() < SAMPLE {
             self.target_sample.push(p.target);
         }
         self.ports.insert(u64::from(p.port));
         self.pairs
-            .insert(addr_key(&p.target) ^ pkey.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            .insert(target ^ pkey.wrapping_mul(0x9E37_79B9_7F4A_7C15));
         if self.per_target.len() < DETAIL_KEYS || self.per_target.contains_key(&p.target) {
             let (first, set) = self
                 .per_target
@@ -384,10 +385,10 @@ impl Detail {
         }
         if self.per_port.len() < DETAIL_KEYS || self.per_port.contains_key(&p.port) {
             let set = self.per_port.entry(p.port).or_default();
-            set.insert(addr_key(&p.target));
+            set.insert(target);
             self.max_hosts_one_port = self.max_hosts_one_port.max(set.len());
         }
-        if p.open && self.open_seen.insert(addr_key(&p.target) ^ pkey) {
+        if p.open && self.open_seen.insert(target ^ pkey) {
             self.open_total += 1;
             if self.open.len() < OPEN_KEPT {
                 self.open.push(Found {
@@ -559,6 +560,10 @@ struct Lru<K, V> {
     map: HashMap<K, (V, u64), foldhash::fast::FixedState>,
     order: VecDeque<(K, u64)>,
     stamp: u64,
+    /// The oldest live entry as [`Lru::due`] last found it, and the time it is due: while
+    /// that entry is neither touched nor removed it stays the oldest and its time stays the
+    /// same, so `due` answers before then without looking it up.
+    memo: Option<(K, Micros)>,
 }
 
 impl<K: Copy + Eq + Hash, V: Default> Lru<K, V> {
@@ -567,10 +572,12 @@ impl<K: Copy + Eq + Hash, V: Default> Lru<K, V> {
             map: HashMap::with_hasher(foldhash::fast::FixedState::with_seed(seed)),
             order: VecDeque::new(),
             stamp: 0,
+            memo: None,
         }
     }
 
     fn touch(&mut self, k: K) -> &mut V {
+        self.forget(&k);
         self.stamp += 1;
         let stamp = self.stamp;
         self.order.push_back((k, stamp));
@@ -596,7 +603,32 @@ impl<K: Copy + Eq + Hash, V: Default> Lru<K, V> {
         None
     }
 
+    /// The oldest live entry's key when it is due by `now` (its `deadline`, which may change
+    /// only when it is touched, is at or before `now`); None when the oldest is not due yet
+    /// or there is none. Called for every record, so the answer "not yet" is remembered.
+    fn due(&mut self, now: Micros, deadline: impl Fn(&V) -> Micros) -> Option<K> {
+        if let Some((_, at)) = self.memo
+            && now < at
+        {
+            return None;
+        }
+        let k = self.oldest()?;
+        let at = self.map.get(&k).map_or(Micros::MAX, |(v, _)| deadline(v));
+        if at > now {
+            self.memo = Some((k, at));
+            return None;
+        }
+        Some(k)
+    }
+
+    fn forget(&mut self, k: &K) {
+        if self.memo.as_ref().is_some_and(|(m, _)| m == k) {
+            self.memo = None;
+        }
+    }
+
     fn remove(&mut self, k: &K) -> Option<V> {
+        self.forget(k);
         self.map.remove(k).map(|(v, _)| v)
     }
 
@@ -845,26 +877,14 @@ impl ScanDetector {
     /// Ends every episode idle for longer than the idle time (scans) or flood window.
     pub fn expire(&mut self, now: Micros, out: &mut Vec<Episode>) {
         let idle = self.cfg.idle;
-        while let Some(k) = self.scanners.oldest() {
-            let last = self.scanners.get(&k).map_or(Micros::MAX, |s| s.last);
-            if last.saturating_add(idle) > now {
-                break;
-            }
+        while let Some(k) = self.scanners.due(now, |s| s.last.saturating_add(idle)) {
             self.end_scanner(k, out);
         }
         let flood_idle = self.cfg.flood_window.saturating_add(Micros::from_secs(60));
-        while let Some(k) = self.floods.oldest() {
-            let last = self.floods.get(&k).map_or(Micros::MAX, |f| f.last);
-            if last.saturating_add(flood_idle) > now {
-                break;
-            }
+        while let Some(k) = self.floods.due(now, |f| f.last.saturating_add(flood_idle)) {
             self.end_flood(k, out);
         }
-        while let Some(k) = self.backscatter.oldest() {
-            let last = self.backscatter.get(&k).map_or(Micros::MAX, |b| b.last);
-            if last.saturating_add(idle) > now {
-                break;
-            }
+        while let Some(k) = self.backscatter.due(now, |b| b.last.saturating_add(idle)) {
             self.end_backscatter(k, out);
         }
     }
@@ -1240,6 +1260,39 @@ mod tests {
         assert_eq!((floods[0].port, floods[0].attempts), (80, 3000));
         assert!(floods[0].sources > 2800, "{}", floods[0].sources);
         assert!(stats.evicted >= 2500, "{stats:?}");
+    }
+
+    /// `Lru::due` remembers when the oldest entry is due; once that entry moves back (touched)
+    /// or goes, the next oldest may be due earlier, and must be found.
+    #[test]
+    fn the_oldest_due_is_found_again_after_the_remembered_one_moves() {
+        #[derive(Default)]
+        struct Last(i64);
+        let deadline = |v: &Last| Micros(v.0);
+        for remove in [false, true] {
+            let mut lru: Lru<u8, Last> = Lru::new(9);
+            lru.touch(1).0 = 100;
+            lru.touch(2).0 = 50;
+            assert_eq!(
+                lru.due(Micros(60), deadline),
+                None,
+                "the oldest, 1, is not due"
+            );
+            assert_eq!(lru.due(Micros(99), deadline), None);
+            if remove {
+                lru.remove(&1);
+            } else {
+                lru.touch(1);
+            }
+            assert_eq!(
+                lru.due(Micros(60), deadline),
+                Some(2),
+                "2 is the oldest now, and due"
+            );
+            lru.remove(&2);
+            let next = if remove { None } else { Some(1) };
+            assert_eq!(lru.due(Micros(100), deadline), next);
+        }
     }
 
     #[test]
