@@ -38,6 +38,17 @@ impl Micros {
     ///
     /// Records come in bursts within the same second, so the date and time of day are kept
     /// per thread for the last second written, and only the microseconds are rendered anew.
+    /// Whole seconds since the epoch (rounded down).
+    pub fn secs(self) -> i64 {
+        self.0.div_euclid(1_000_000)
+    }
+
+    /// Microseconds past [`Micros::secs`].
+    pub fn subsec_micros(self) -> u32 {
+        self.0.rem_euclid(1_000_000) as u32
+    }
+
+    /// `YYYY-MM-DDTHH:MM:SS.ffffffZ`: the `.ffffffZ` is always the last 8 bytes.
     pub fn write_rfc3339(self, out: &mut impl crate::output::text::Text) {
         thread_local! {
             /// The last second written and its date and time (records come in bursts from

@@ -182,7 +182,11 @@ pub fn write_flow_into(
     let is_tcp = r.ip_proto == proto::TCP;
     line.clear();
     line.put("{\"timestamp\":\"");
+    // The start time is written once and copied for `start`, and its date and time of day
+    // for `end` when it ends in the same second (most records).
+    let start_at = line.len();
     r.start.write_rfc3339(line);
+    let start = start_at..line.len();
     line.put("\",\"flow_id\":");
     push_u64(line, r.flow_id);
     line.put(",\"event_type\":\"flow\",\"src_ip\":\"");
@@ -231,9 +235,15 @@ pub fn write_flow_into(
         push_u64(line, v);
     }
     line.put(",\"start\":\"");
-    r.start.write_rfc3339(line);
+    line.extend_from_within(start.clone());
     line.put("\",\"end\":\"");
-    r.end.write_rfc3339(line);
+    if r.end.secs() == r.start.secs() {
+        // `YYYY-MM-DDTHH:MM:SS` of the start, without its `.ffffffZ`.
+        line.extend_from_within(start.start..start.end.saturating_sub(8));
+        super::text::push_micros_z(line, r.end.subsec_micros());
+    } else {
+        r.end.write_rfc3339(line);
+    }
     line.put("\",\"reason\":\"");
     line.put(r.reason.name());
     line.put("\"");
@@ -387,6 +397,31 @@ mod tests {
                 String::from_utf8_lossy(&b)
             );
             assert!(b.ends_with(b"\n") && !b[..b.len() - 1].contains(&b'\n'));
+        }
+        // Start and end in the same second (whose date and time the end reuses), in
+        // different seconds, days and years, and before 1970.
+        let base = an.pending[0];
+        let same = |a: &[u8], b: &[u8]| {
+            let va: serde_json::Value = serde_json::from_slice(a).unwrap();
+            let vb: serde_json::Value = serde_json::from_slice(b).unwrap();
+            assert_eq!(va, vb);
+        };
+        for (start, end) in [
+            (1_700_000_000_000_001, 1_700_000_000_999_999),
+            (1_700_000_000_999_999, 1_700_000_001_000_000),
+            (1_703_980_799_500_000, 1_703_980_800_250_000),
+            (0, 0),
+            (-1, 0),
+            (-1_500_000, -1_000_000),
+            (-86_400_000_001, -86_400_000_000),
+        ] {
+            let mut r = base;
+            r.start = crate::time::Micros(start);
+            r.end = crate::time::Micros(end);
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            write_flow(&mut a, &r, &db).unwrap();
+            write_flow_into(&mut b, &r, &db, &mut line, &mut cache).unwrap();
+            same(&a, &b);
         }
     }
 }

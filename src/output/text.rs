@@ -52,47 +52,107 @@ pub fn push_padded(s: &mut impl Text, v: u64, width: usize) {
     s.put(digits);
 }
 
-/// Appends an IP address as `std::net::IpAddr`'s `Display` writes it (IPv4 by hand; IPv6,
-/// whose compression rules are longer, through `Display`).
+/// Each octet's decimal digits (left-aligned) and, in the last byte, how many there are.
+const OCTETS: [[u8; 4]; 256] = {
+    let mut t = [[0u8; 4]; 256];
+    let mut i = 0;
+    while i < 256 {
+        let o = i as u8;
+        t[i] = if o >= 100 {
+            [b'0' + o / 100, b'0' + o / 10 % 10, b'0' + o % 10, 3]
+        } else if o >= 10 {
+            [b'0' + o / 10, b'0' + o % 10, 0, 2]
+        } else {
+            [b'0' + o, 0, 0, 1]
+        };
+        i += 1;
+    }
+    t
+};
+
+/// Appends an IP address as `std::net::IpAddr`'s `Display` writes it (IPv4 by hand, each
+/// octet's digits from a table; IPv6, whose compression rules are longer, through `Display`).
 pub fn push_ip(s: &mut impl Text, a: &Addr) {
     match a.to_ip() {
         std::net::IpAddr::V4(v4) => {
-            let mut buf = [0u8; 15];
+            // Room for 15 characters and the spare bytes of a whole table entry.
+            let mut buf = [b'.'; 19];
             let mut n = 0;
-            for (i, &o) in v4.octets().iter().enumerate() {
-                if i > 0 {
-                    put(&mut buf, &mut n, b'.');
+            for &o in &v4.octets() {
+                let [a, b, c, len] = OCTETS.get(usize::from(o)).copied().unwrap_or_default();
+                if let Some(dst) = buf.get_mut(n..n + 3) {
+                    dst.copy_from_slice(&[a, b, c]);
                 }
-                if o >= 100 {
-                    put(&mut buf, &mut n, b'0' + o / 100);
+                // The next octet's digits start after this one's and its dot.
+                n += usize::from(len) + 1;
+                if let Some(dot) = buf.get_mut(n - 1) {
+                    *dot = b'.';
                 }
-                if o >= 10 {
-                    put(&mut buf, &mut n, b'0' + o / 10 % 10);
-                }
-                put(&mut buf, &mut n, b'0' + o % 10);
             }
-            s.put_ascii(buf.get(..n).unwrap_or(&[]));
+            s.put_ascii(buf.get(..n - 1).unwrap_or(&[]));
         }
-        std::net::IpAddr::V6(v6) => {
-            // Display's compression rules, into a stack buffer: no allocation per record.
-            use std::io::Write as _;
-            let mut buf = [0u8; 48];
-            let mut cur = std::io::Cursor::new(&mut buf[..]);
-            if write!(cur, "{v6}").is_ok() {
-                let n = cur.position() as usize;
-                s.put_ascii(buf.get(..n).unwrap_or(&[]));
-            }
-        }
+        std::net::IpAddr::V6(v6) => push_ipv6(s, &v6),
     }
 }
 
-/// Stores `b` at `buf[*n]` and moves `n` on (nothing when full).
-#[inline]
-fn put<const N: usize>(buf: &mut [u8; N], n: &mut usize, b: u8) {
-    if let Some(slot) = buf.get_mut(*n) {
-        *slot = b;
-        *n += 1;
+/// Appends an IPv6 address as `Display` writes it (RFC 5952): groups in lower-case hex
+/// without leading zeros, the first longest run of two or more zero groups as `::`, and an
+/// IPv4-mapped address (`::ffff:0:0/96`) with its last 32 bits dotted.
+fn push_ipv6(s: &mut impl Text, a: &std::net::Ipv6Addr) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    if let Some(v4) = a.to_ipv4_mapped() {
+        s.put("::ffff:");
+        return push_ip(s, &Addr::v4(v4.octets()));
     }
+    let groups = a.segments();
+    // The first longest run of zero groups, if two or more long.
+    let (mut run_at, mut run_len) = (0, 0);
+    let mut i = 0;
+    while i < 8 {
+        let mut j = i;
+        while groups.get(j) == Some(&0) {
+            j += 1;
+        }
+        if j - i > run_len {
+            (run_at, run_len) = (i, j - i);
+        }
+        i = j + 1;
+    }
+    if run_len < 2 {
+        run_len = 0;
+    }
+    let mut buf = [0u8; 40];
+    let mut n = 0;
+    let mut put = |b: u8, n: &mut usize| {
+        if let Some(slot) = buf.get_mut(*n) {
+            *slot = b;
+            *n += 1;
+        }
+    };
+    let mut k = 0;
+    while k < 8 {
+        if run_len > 0 && k == run_at {
+            put(b':', &mut n);
+            put(b':', &mut n);
+            k += run_len;
+            continue;
+        }
+        if k > 0 && !(run_len > 0 && k == run_at + run_len) {
+            put(b':', &mut n);
+        }
+        let g = groups.get(k).copied().unwrap_or(0);
+        let digits = (4 - g.leading_zeros() / 4).max(1);
+        for d in (0..digits).rev() {
+            put(
+                HEX.get(usize::from((g >> (4 * d)) as u8 & 15))
+                    .copied()
+                    .unwrap_or(b'0'),
+                &mut n,
+            );
+        }
+        k += 1;
+    }
+    s.put_ascii(buf.get(..n).unwrap_or(&[]));
 }
 
 /// Appends `.ffffffZ`: the microseconds of an RFC 3339 time and its zone.
@@ -152,14 +212,44 @@ mod tests {
 
     #[test]
     fn addresses_match_display() {
-        for a in [
+        let mut all = vec![
             Addr::v4([0, 0, 0, 0]),
             Addr::v4([192, 168, 10, 255]),
+            Addr::v4([255, 255, 255, 255]),
             Addr::v6([0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]),
-        ] {
+        ];
+        // Every octet value in every place, with one-, two- and three-digit neighbours.
+        for o in 0..=255u8 {
+            all.push(Addr::v4([o, 7, o, 100]));
+            all.push(Addr::v4([99, o, 10, o]));
+        }
+        // IPv6: zero runs of every length at every place, the first of two equal runs, one
+        // zero group alone (not compressed), IPv4-mapped and -compatible forms, and digits of
+        // every width.
+        let groups = [0u16, 0, 1, 0xab, 0xfff, 0xffff, 0x1000, 0x10];
+        for mask in 0u32..(1 << 8) {
+            for pick in 0..4 {
+                let mut g = [0u16; 8];
+                for (k, v) in g.iter_mut().enumerate() {
+                    if mask & (1 << k) != 0 {
+                        *v = groups[(k + pick * 3) % groups.len()].max(1);
+                    }
+                }
+                all.push(Addr::v6(std::net::Ipv6Addr::from(g).octets()));
+            }
+        }
+        for v4 in [[0, 0, 0, 0], [10, 1, 2, 3], [255, 255, 255, 255]] {
+            let b = std::net::Ipv4Addr::from(v4);
+            all.push(Addr::v6(b.to_ipv6_mapped().octets()));
+            all.push(Addr::v6(b.to_ipv6_compatible().octets()));
+        }
+        for a in all {
             let mut s = String::new();
             push_ip(&mut s, &a);
             assert_eq!(s, a.to_ip().to_string());
+            let mut b = Vec::new();
+            push_ip(&mut b, &a);
+            assert_eq!(b, s.as_bytes());
         }
     }
 }
