@@ -53,6 +53,8 @@ pub fn push_padded(s: &mut impl Text, v: u64, width: usize) {
 }
 
 /// Each octet's decimal digits (left-aligned) and, in the last byte, how many there are.
+// Built at compile time, where an index out of bounds would be a build error.
+#[allow(clippy::indexing_slicing)]
 const OCTETS: [[u8; 4]; 256] = {
     let mut t = [[0u8; 4]; 256];
     let mut i = 0;
