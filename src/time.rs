@@ -34,10 +34,6 @@ impl Micros {
         self.0 as f64 / 1e6
     }
 
-    /// Writes `YYYY-MM-DDTHH:MM:SS.ffffffZ` (RFC 3339, UTC, microseconds) into `out`.
-    ///
-    /// Records come in bursts within the same second, so the date and time of day are kept
-    /// per thread for the last second written, and only the microseconds are rendered anew.
     /// Whole seconds since the epoch (rounded down).
     pub fn secs(self) -> i64 {
         self.0.div_euclid(1_000_000)
@@ -48,7 +44,11 @@ impl Micros {
         self.0.rem_euclid(1_000_000) as u32
     }
 
-    /// `YYYY-MM-DDTHH:MM:SS.ffffffZ`: the `.ffffffZ` is always the last 8 bytes.
+    /// Writes `YYYY-MM-DDTHH:MM:SS.ffffffZ` (RFC 3339, UTC, microseconds) into `out`; the
+    /// `.ffffffZ` is always the last 8 bytes, whatever the year's width.
+    ///
+    /// Records come in bursts within the same second, so the date and time of day are kept
+    /// per thread for the last second written, and only the microseconds are rendered anew.
     pub fn write_rfc3339(self, out: &mut impl crate::output::text::Text) {
         thread_local! {
             /// The last second written and its date and time (records come in bursts from

@@ -414,6 +414,14 @@ mod tests {
             (-1, 0),
             (-1_500_000, -1_000_000),
             (-86_400_000_001, -86_400_000_000),
+            // The ends of the range, years 9999 to 10000 and beyond, year 0 and before
+            // (the date has more or fewer characters there; `.ffffffZ` stays the last 8).
+            (i64::MIN, i64::MIN + 999_999),
+            (i64::MAX - 5, i64::MAX),
+            (253_402_300_799_000_000, 253_402_300_800_000_001),
+            (300_000_000_000_000_000, 300_000_000_000_000_001),
+            (-62_167_219_200_500_000, -62_167_219_200_000_001),
+            (-70_000_000_000_000_000, -70_000_000_000_000_000),
         ] {
             let mut r = base;
             r.start = crate::time::Micros(start);
@@ -422,6 +430,11 @@ mod tests {
             write_flow(&mut a, &r, &db).unwrap();
             write_flow_into(&mut b, &r, &db, &mut line, &mut cache).unwrap();
             same(&a, &b);
+            let text = String::from_utf8_lossy(&b);
+            for (name, t) in [("start", start), ("end", end)] {
+                let want = format!("\"{name}\":\"{}\"", crate::time::Micros(t).to_rfc3339());
+                assert!(text.contains(&want), "{want} in {text}");
+            }
         }
     }
 }
