@@ -25,6 +25,14 @@ use crate::time::{MaybeMicros, Micros};
 
 const NIL: u32 = u32::MAX;
 
+#[cfg(test)]
+thread_local! {
+    /// Tests turn [`FlowTable::fire_quiet`] off to compare its records with the slow path's.
+    pub(super) static QUIET_PATH_OFF: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// How many times it fired a connection's timers (tests check that they exercised it).
+    pub(super) static QUIET_PATH_FIRES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
 /// Most timer entries taken out of the queue at once (see [`FlowTable::advance`]).
 const DUE_BATCH: usize = 64;
 /// How many connections ahead of the one firing are prefetched.
@@ -599,6 +607,10 @@ impl FlowTable {
     /// many half-open connections, and the connection's cache lines are then not needed.
     /// False (nothing done) when it is not known to be quiet.
     fn fire_quiet(&mut self, s: u32, ci: u32, now: Micros) -> bool {
+        #[cfg(test)]
+        if QUIET_PATH_OFF.with(std::cell::Cell::get) {
+            return false;
+        }
         let Some(h) = self.hot.get_mut(ci as usize) else {
             return false;
         };
@@ -614,6 +626,8 @@ impl FlowTable {
             }
         }
         self.requeue_quiet(s, quiet_until, expire, now);
+        #[cfg(test)]
+        QUIET_PATH_FIRES.with(|n| n.set(n.get() + 1));
         true
     }
 

@@ -521,3 +521,81 @@ fn a_packed_lingering_connection_ends_when_a_whole_one_does() {
     assert_eq!(whole.len(), 2);
     assert_eq!(whole, packed);
 }
+
+/// The table's quiet path for whole connections (`FlowTable::fire_quiet`: a status check
+/// re-armed from the table's cache, the connection not read) against the slow path, on random
+/// TCP sequences over a few flows: long gaps (so status checks, inactivity and linger timers
+/// fire), clocks going backwards, every flag mix, whole and packed tables, with and without a
+/// flush. Every record and its place in the canonical order must be the same. (From the review
+/// of the quiet path, which ran 20 000 rounds of it.)
+#[test]
+fn the_quiet_path_writes_what_the_slow_path_writes() {
+    use super::table::{QUIET_PATH_FIRES, QUIET_PATH_OFF};
+    let mut x: u64 = 0x1234_5678_9abc_def1;
+    let mut rnd = move |n: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % n
+    };
+    let flags = [F::SYN, SA, A, PA, FA, RA, F::RST, F::FIN, A, A, PA, PA];
+    QUIET_PATH_FIRES.with(|n| n.set(0));
+    for round in 0..2_000 {
+        let mut pkts = Vec::new();
+        let mut ms: i64 = 0;
+        let flows = 1 + rnd(10) as u8;
+        for _ in 0..5 + rnd(60) {
+            ms += match rnd(7) {
+                6 => -(rnd(30_000) as i64),
+                0 => rnd(400_000) as i64,
+                1 => rnd(20_000) as i64,
+                2 => 0,
+                _ => rnd(3_000) as i64,
+            };
+            let f = rnd(u64::from(flows)) as u8;
+            let from_client = rnd(2) == 0;
+            let flag = flags[rnd(flags.len() as u64) as usize];
+            let len = if rnd(3) == 0 { rnd(100) as u32 } else { 0 };
+            let seq = if rnd(4) == 0 {
+                rnd(1000) as u32
+            } else {
+                100 + rnd(3) as u32
+            };
+            let mut d = seg(
+                ms,
+                if from_client { C } else { S },
+                flag,
+                seq,
+                500 + rnd(3) as u32,
+                len,
+            );
+            let client = Addr::v4([10, 7, f, 1]);
+            if from_client {
+                d.src = client;
+            } else {
+                d.dst = client;
+            }
+            if let Transport::Tcp(t) = &mut d.transport
+                && f % 2 == 1
+            {
+                if from_client {
+                    t.dport = 22;
+                } else {
+                    t.sport = 22;
+                }
+            }
+            pkts.push(d);
+        }
+        for compact in [1_000_000usize, 1, 2] {
+            let show = |r: &ConnRecord| format!("{r:?} order={:?}", r.order());
+            let flush = round % 2 == 0;
+            QUIET_PATH_OFF.with(|c| c.set(true));
+            let (slow, _) = run_compact(&pkts, compact, flush, show);
+            QUIET_PATH_OFF.with(|c| c.set(false));
+            let (quiet, _) = run_compact(&pkts, compact, flush, show);
+            assert_eq!(slow, quiet, "round {round}, compact_after {compact}");
+        }
+    }
+    let fires = QUIET_PATH_FIRES.with(std::cell::Cell::get);
+    assert!(fires > 1_000, "the quiet path fired only {fires} times");
+}
