@@ -12,6 +12,11 @@ pub const EXACT_MAX: usize = 2048;
 pub const HLL_REGISTERS: usize = 1024;
 const HLL_BITS: u32 = HLL_REGISTERS.trailing_zeros();
 
+/// Values kept in a sorted array inside the set, allocating nothing: most sets (a flood's
+/// sources from one address, the ports a scanner tried on most hosts) never hold more. The
+/// array takes no more room than the hash set's variant already does.
+const INLINE_MAX: usize = 5;
+
 /// Values kept in a sorted vector before they move to a hash set: most sets (a host's ports,
 /// a port's hosts) stay this small, and a vector is cheaper to make, search and drop.
 const SMALL_MAX: usize = 64;
@@ -22,6 +27,11 @@ type Exact = hashbrown::HashSet<u64, foldhash::fast::FixedState>;
 
 #[derive(Clone, Debug)]
 enum Repr {
+    /// The first `len` values, sorted.
+    Inline {
+        len: u8,
+        vals: [u64; INLINE_MAX],
+    },
     Small(Vec<u64>),
     Exact(Exact),
     Sketch(Box<[u8; HLL_REGISTERS]>),
@@ -36,7 +46,10 @@ pub struct DistinctSet {
 impl Default for DistinctSet {
     fn default() -> Self {
         DistinctSet {
-            repr: Repr::Small(Vec::new()),
+            repr: Repr::Inline {
+                len: 0,
+                vals: [0; INLINE_MAX],
+            },
         }
     }
 }
@@ -53,6 +66,26 @@ impl DistinctSet {
     /// Adds a value; returns true when it was (as far as the set can tell) new.
     pub fn insert(&mut self, v: u64) -> bool {
         match &mut self.repr {
+            Repr::Inline { len, vals } => {
+                let n = usize::from(*len);
+                let Err(at) = vals.get(..n).unwrap_or(&[]).binary_search(&v) else {
+                    return false;
+                };
+                if n < INLINE_MAX {
+                    // at <= n < INLINE_MAX: the shift stays inside the array.
+                    vals.copy_within(at..n, at + 1);
+                    if let Some(slot) = vals.get_mut(at) {
+                        *slot = v;
+                    }
+                    *len += 1;
+                } else {
+                    let mut spilled = Vec::with_capacity(4 * INLINE_MAX);
+                    spilled.extend_from_slice(vals);
+                    spilled.insert(at, v);
+                    self.repr = Repr::Small(spilled);
+                }
+                true
+            }
             Repr::Small(vals) => match vals.binary_search(&v) {
                 Ok(_) => false,
                 Err(at) => {
@@ -90,6 +123,7 @@ impl DistinctSet {
     /// How many distinct values (exact, or the sketch's estimate).
     pub fn len(&self) -> u64 {
         match &self.repr {
+            Repr::Inline { len, .. } => u64::from(*len),
             Repr::Small(v) => v.len() as u64,
             Repr::Exact(v) => v.len() as u64,
             Repr::Sketch(regs) => estimate(regs),
@@ -108,6 +142,11 @@ impl DistinctSet {
     /// The `n` smallest values, smallest first, while exact (none once it is a sketch).
     pub fn smallest(&self, n: usize) -> Vec<u64> {
         match &self.repr {
+            Repr::Inline { len, vals } => vals
+                .iter()
+                .take(n.min(usize::from(*len)))
+                .copied()
+                .collect(),
             Repr::Small(v) => v.iter().take(n).copied().collect(),
             Repr::Exact(v) => {
                 let mut all: Vec<u64> = v.iter().copied().collect();
@@ -122,6 +161,7 @@ impl DistinctSet {
     /// Heap bytes used, for the detector's memory budget.
     pub fn bytes(&self) -> usize {
         match &self.repr {
+            Repr::Inline { .. } => 0,
             Repr::Small(v) => v.capacity() * 8,
             Repr::Exact(v) => v.allocation_size(),
             Repr::Sketch(_) => HLL_REGISTERS,
@@ -165,6 +205,41 @@ fn estimate(regs: &[u8; HLL_REGISTERS]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Against a sorted, deduplicated vector: every size through the inline array, the vector
+    /// and the hash set, values in rising, falling and mixed order.
+    #[test]
+    fn counts_and_smallest_agree_with_a_sorted_vector() {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for round in 0..300u64 {
+            let mut s = DistinctSet::default();
+            let mut want: Vec<u64> = Vec::new();
+            let n = round % 150;
+            for i in 0..n {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let v = match round % 3 {
+                    0 => i,
+                    1 => 1000 - i,
+                    _ => x % 40,
+                };
+                let fresh = !want.contains(&v);
+                assert_eq!(s.insert(v), fresh, "round {round}, value {v}");
+                if fresh {
+                    want.push(v);
+                    want.sort_unstable();
+                }
+                assert_eq!(s.len(), want.len() as u64);
+                assert_eq!(
+                    s.smallest(7),
+                    want.iter().take(7).copied().collect::<Vec<_>>()
+                );
+            }
+            assert!(s.is_exact());
+        }
+        assert!(std::mem::size_of::<DistinctSet>() <= 48);
+    }
 
     #[test]
     fn exact_while_small() {
