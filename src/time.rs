@@ -56,8 +56,7 @@ impl Micros {
             static LAST: std::cell::RefCell<(i64, String)> =
                 const { std::cell::RefCell::new((i64::MIN, String::new())) };
         }
-        let secs = self.0.div_euclid(1_000_000);
-        let micros = self.0.rem_euclid(1_000_000);
+        let secs = self.secs();
         LAST.with_borrow_mut(|(cached, head)| {
             if *cached != secs {
                 head.clear();
@@ -66,7 +65,7 @@ impl Micros {
             }
             out.put(head);
         });
-        crate::output::text::push_micros_z(out, micros as u32);
+        crate::output::text::push_micros_z(out, self.subsec_micros());
     }
 
     pub fn to_rfc3339(self) -> String {
@@ -77,9 +76,7 @@ impl Micros {
 
     /// `1234567890.123456`, the form Zeek's `ts` column uses.
     pub fn write_epoch(self, out: &mut String) {
-        let secs = self.0.div_euclid(1_000_000);
-        let micros = self.0.rem_euclid(1_000_000);
-        let _ = write!(out, "{secs}.{micros:06}");
+        let _ = write!(out, "{}.{:06}", self.secs(), self.subsec_micros());
     }
 }
 

@@ -72,13 +72,13 @@ const OCTETS: [[u8; 4]; 256] = {
     t
 };
 
-/// Appends an IP address as `std::net::IpAddr`'s `Display` writes it (IPv4 by hand, each
-/// octet's digits from a table; IPv6, whose compression rules are longer, through `Display`).
+/// Appends an IP address as `std::net::IpAddr`'s `Display` writes it (IPv4 with each octet's
+/// digits from a table; IPv6 by [`push_ipv6`]).
 pub fn push_ip(s: &mut impl Text, a: &Addr) {
     match a.to_ip() {
         std::net::IpAddr::V4(v4) => {
             // Room for 15 characters and the spare bytes of a whole table entry.
-            let mut buf = [b'.'; 19];
+            let mut buf = [0u8; 19];
             let mut n = 0;
             for &o in &v4.octets() {
                 let [a, b, c, len] = OCTETS.get(usize::from(o)).copied().unwrap_or_default();
@@ -125,36 +125,35 @@ fn push_ipv6(s: &mut impl Text, a: &std::net::Ipv6Addr) {
     }
     let mut buf = [0u8; 40];
     let mut n = 0;
-    let mut put = |b: u8, n: &mut usize| {
-        if let Some(slot) = buf.get_mut(*n) {
-            *slot = b;
-            *n += 1;
-        }
-    };
     let mut k = 0;
     while k < 8 {
         if run_len > 0 && k == run_at {
-            put(b':', &mut n);
-            put(b':', &mut n);
+            put(&mut buf, &mut n, b':');
+            put(&mut buf, &mut n, b':');
             k += run_len;
             continue;
         }
         if k > 0 && !(run_len > 0 && k == run_at + run_len) {
-            put(b':', &mut n);
+            put(&mut buf, &mut n, b':');
         }
         let g = groups.get(k).copied().unwrap_or(0);
         let digits = (4 - g.leading_zeros() / 4).max(1);
         for d in (0..digits).rev() {
-            put(
-                HEX.get(usize::from((g >> (4 * d)) as u8 & 15))
-                    .copied()
-                    .unwrap_or(b'0'),
-                &mut n,
-            );
+            let digit = HEX.get(usize::from((g >> (4 * d)) as u8 & 15));
+            put(&mut buf, &mut n, digit.copied().unwrap_or(b'0'));
         }
         k += 1;
     }
     s.put_ascii(buf.get(..n).unwrap_or(&[]));
+}
+
+/// Stores `b` at `buf[*n]` and moves `n` on (nothing when full).
+#[inline]
+fn put<const N: usize>(buf: &mut [u8; N], n: &mut usize, b: u8) {
+    if let Some(slot) = buf.get_mut(*n) {
+        *slot = b;
+        *n += 1;
+    }
 }
 
 /// Appends `.ffffffZ`: the microseconds of an RFC 3339 time and its zone.
