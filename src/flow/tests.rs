@@ -54,9 +54,29 @@ fn run(pkts: &[Decoded]) -> Vec<ConnRecord> {
 }
 
 /// Runs `pkts` through a table that keeps at most `compact_after` connections whole (flushing
-/// it at the end if `flush`); returns what `show` makes of each record, and the table's counters.
+/// it at the end if `flush`); returns what `show` makes of each record, in the canonical order
+/// of records (as the pipeline writes them: packets numbered as `Analyser` numbers them), and
+/// the table's counters.
 fn run_compact<T>(
     pkts: &[Decoded],
+    compact_after: usize,
+    flush: bool,
+    show: impl Fn(&ConnRecord) -> T,
+) -> (Vec<T>, super::FlowStats) {
+    let events: Vec<Event> = pkts.iter().map(|p| Event::Packet(*p)).collect();
+    run_events(&events, compact_after, flush, show)
+}
+
+/// What a test gives a table: a packet, or a live capture's idle tick, which runs the timers
+/// due by a time past the clock without moving it (`Analyser::tick`).
+enum Event {
+    Packet(Decoded),
+    Tick(Micros),
+}
+
+/// [`run_compact`] for packets and ticks.
+fn run_events<T>(
+    events: &[Event],
     compact_after: usize,
     flush: bool,
     show: impl Fn(&ConnRecord) -> T,
@@ -66,13 +86,22 @@ fn run_compact<T>(
         ..TableConfig::default()
     });
     let mut out = Vec::new();
-    for p in pkts {
-        t.packet(p, None, None, &mut |r| out.push(show(&r)));
+    for (i, e) in events.iter().enumerate() {
+        t.begin_layer(i as u64 + 1, 0);
+        match e {
+            Event::Packet(p) => {
+                t.packet(p, None, None, &mut |r| out.push((r.order(), show(&r))));
+            }
+            Event::Tick(now) => t.advance(*now, &mut |r| out.push((r.order(), show(&r)))),
+        }
     }
     if flush {
-        t.flush(EndReason::EndOfInput, &mut |r| out.push(show(&r)));
+        t.flush(EndReason::EndOfInput, &mut |r| {
+            out.push((r.order(), show(&r)))
+        });
     }
-    (out, t.stats)
+    out.sort_by_key(|(order, _)| *order);
+    (out.into_iter().map(|(_, shown)| shown).collect(), t.stats)
 }
 
 fn one(pkts: &[Decoded]) -> (ConnState, String) {
@@ -522,15 +551,18 @@ fn a_packed_lingering_connection_ends_when_a_whole_one_does() {
     assert_eq!(whole, packed);
 }
 
-/// The table's quiet path for whole connections (`FlowTable::fire_quiet`: a status check
-/// re-armed from the table's cache, the connection not read) against the slow path, on random
-/// TCP sequences over a few flows: long gaps (so status checks, inactivity and linger timers
-/// fire), clocks going backwards, every flag mix, whole and packed tables, with and without a
-/// flush. Every record and its place in the canonical order must be the same. (From the review
-/// of the quiet path, which ran 20 000 rounds of it.)
+/// The table's quiet paths for whole connections against the slow path, on random TCP
+/// sequences over up to 20 flows: `FlowTable::fire_quiet` (a status check re-armed from the
+/// table's cache, the connection not read) and the status-check groups (`Group`: quiet
+/// connections whose checks fire as one entry, and members let go when their quiet time passed
+/// in the same jump of the clock). Long gaps (so status checks, inactivity and linger timers
+/// fire), gaps around the 6 s check, clocks going backwards, a live capture's idle ticks
+/// (timers run past the clock), every flag mix, whole and packed tables, with and without a
+/// flush. Every record and its place in the canonical order must be
+/// the same. (From the review of the quiet path, which ran 20 000 rounds of it.)
 #[test]
 fn the_quiet_path_writes_what_the_slow_path_writes() {
-    use super::table::{QUIET_PATH_FIRES, QUIET_PATH_OFF};
+    use super::table::{GROUP_FIRES, QUIET_PATH_FIRES, QUIET_PATH_OFF};
     let mut x: u64 = 0x1234_5678_9abc_def1;
     let mut rnd = move |n: u64| {
         x ^= x << 13;
@@ -540,16 +572,18 @@ fn the_quiet_path_writes_what_the_slow_path_writes() {
     };
     let flags = [F::SYN, SA, A, PA, FA, RA, F::RST, F::FIN, A, A, PA, PA];
     QUIET_PATH_FIRES.with(|n| n.set(0));
+    GROUP_FIRES.with(|n| n.set((0, 0)));
     for round in 0..2_000 {
-        let mut pkts = Vec::new();
+        let mut events = Vec::new();
         let mut ms: i64 = 0;
-        let flows = 1 + rnd(10) as u8;
-        for _ in 0..5 + rnd(60) {
-            ms += match rnd(7) {
-                6 => -(rnd(30_000) as i64),
+        let flows = 1 + rnd(20) as u8;
+        for _ in 0..5 + rnd(100) {
+            ms += match rnd(8) {
+                7 => -(rnd(30_000) as i64),
                 0 => rnd(400_000) as i64,
                 1 => rnd(20_000) as i64,
                 2 => 0,
+                3 => 5_000 + rnd(60_000) as i64,
                 _ => rnd(3_000) as i64,
             };
             let f = rnd(u64::from(flows)) as u8;
@@ -584,18 +618,27 @@ fn the_quiet_path_writes_what_the_slow_path_writes() {
                     t.sport = 22;
                 }
             }
-            pkts.push(d);
+            events.push(Event::Packet(d));
+            if rnd(12) == 0 {
+                events.push(Event::Tick(Micros((ms + rnd(20_000) as i64) * 1000)));
+            }
         }
         for compact in [1_000_000usize, 1, 2] {
             let show = |r: &ConnRecord| format!("{r:?} order={:?}", r.order());
             let flush = round % 2 == 0;
             QUIET_PATH_OFF.with(|c| c.set(true));
-            let (slow, _) = run_compact(&pkts, compact, flush, show);
+            let (slow, _) = run_events(&events, compact, flush, show);
             QUIET_PATH_OFF.with(|c| c.set(false));
-            let (quiet, _) = run_compact(&pkts, compact, flush, show);
+            let (quiet, _) = run_events(&events, compact, flush, show);
             assert_eq!(slow, quiet, "round {round}, compact_after {compact}");
         }
     }
     let fires = QUIET_PATH_FIRES.with(std::cell::Cell::get);
-    assert!(fires > 1_000, "the quiet path fired only {fires} times");
+    let (group_fires, overdue) = GROUP_FIRES.with(std::cell::Cell::get);
+    assert!(fires > 10, "the quiet path fired only {fires} times");
+    assert!(
+        group_fires > 5_000,
+        "groups of two or more fired only {group_fires} times"
+    );
+    assert!(overdue > 5_000, "only {overdue} members were overdue");
 }
