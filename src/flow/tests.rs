@@ -572,7 +572,7 @@ fn the_quiet_path_writes_what_the_slow_path_writes() {
     };
     let flags = [F::SYN, SA, A, PA, FA, RA, F::RST, F::FIN, A, A, PA, PA];
     QUIET_PATH_FIRES.with(|n| n.set(0));
-    GROUP_FIRES.with(|n| n.set((0, 0)));
+    GROUP_FIRES.with(|n| n.set([0; 4]));
     for round in 0..2_000 {
         let mut events = Vec::new();
         let mut ms: i64 = 0;
@@ -634,8 +634,13 @@ fn the_quiet_path_writes_what_the_slow_path_writes() {
         }
     }
     let fires = QUIET_PATH_FIRES.with(std::cell::Cell::get);
-    let (group_fires, overdue) = GROUP_FIRES.with(std::cell::Cell::get);
+    let [group_fires, overdue, merges, seen_above] = GROUP_FIRES.with(std::cell::Cell::get);
     assert!(fires > 10, "the quiet path fired only {fires} times");
+    assert!(merges > 5_000, "groups merged only {merges} times");
+    assert!(
+        seen_above > 5_000,
+        "members saw a merged fire {seen_above} times"
+    );
     assert!(
         group_fires > 5_000,
         "groups of two or more fired only {group_fires} times"
