@@ -801,11 +801,17 @@ impl FlowTable {
     /// Takes the whole connection at `ci` out of its status-check group, if it is in one;
     /// returns what it saw of the group (the caller writes the connection's `expire` from
     /// it), and the connection's quiet time.
+    #[inline]
     fn leave_group(&mut self, ci: u32) -> Option<(GroupView, Micros)> {
-        let h = self.hot.get_mut(ci as usize)?;
-        if h.group == NIL {
+        if self.hot.get(ci as usize)?.group == NIL {
             return None;
         }
+        self.leave_group_now(ci)
+    }
+
+    /// [`FlowTable::leave_group`] for a member.
+    fn leave_group_now(&mut self, ci: u32) -> Option<(GroupView, Micros)> {
+        let h = self.hot.get_mut(ci as usize)?;
         let g = std::mem::replace(&mut h.group, NIL);
         let quiet_until = h.quiet_until;
         let view = self.group_view(g)?;
