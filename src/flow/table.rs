@@ -1097,20 +1097,31 @@ impl FlowTable {
     /// [`TableConfig::compact_after`] are kept whole); returns its index in `conns`, which
     /// the caller gives slot `s`.
     fn store(&mut self, s: u32, conn: Connection) -> u32 {
+        self.make_whole_room();
+        let ci = put(&mut self.conns, &mut self.conns_free, conn);
+        self.hot_for(ci, s);
+        if let Some(m) = self.meta.get_mut(s as usize) {
+            m.body = ci;
+        }
+        ci
+    }
+
+    /// Packs a quiet connection first when [`TableConfig::compact_after`] are kept whole
+    /// (before one more is stored).
+    fn make_whole_room(&mut self) {
         if self.conns.len() - self.conns_free.len() >= self.cfg.compact_after.max(1) {
             self.cool();
         }
-        let ci = put(&mut self.conns, &mut self.conns_free, conn);
+    }
+
+    /// Starts the [`Hot`] entry of the connection just stored at `ci`, for slot `s`.
+    fn hot_for(&mut self, ci: u32, s: u32) {
         debug_assert!(self.hot.get(ci as usize).is_none_or(|h| h.group == NIL));
         let hot = Hot::new(s);
         match self.hot.get_mut(ci as usize) {
             Some(h) => *h = hot,
             None => self.hot.push(hot),
         }
-        if let Some(m) = self.meta.get_mut(s as usize) {
-            m.body = ci;
-        }
-        ci
     }
 
     /// Packs one connection that has not been used for a while: the clock algorithm (second
@@ -1270,16 +1281,20 @@ impl FlowTable {
     /// Starts a connection for a flow's first packet, which the caller then applies to it as
     /// to any other; returns (slot, index in `conns`).
     fn create(&mut self, flow_id: u64, dir: &Directed, d: &Decoded) -> (u32, u32) {
-        let conn = Connection::new(
-            flow_id,
-            dir.key,
-            dir.src,
-            dir.dst,
-            d,
-            self.timeouts,
-            self.clock,
-        );
-        let ci = self.store(NIL, conn);
+        let (timeouts, clock) = (self.timeouts, self.clock);
+        self.make_whole_room();
+        let ci = match self.conns_free.pop() {
+            Some(ci) if let Some(c) = self.conns.get_mut(ci as usize) => {
+                c.restart(flow_id, dir.key, dir.src, dir.dst, d, timeouts, clock);
+                ci
+            }
+            _ => {
+                let c = Connection::new(flow_id, dir.key, dir.src, dir.dst, d, timeouts, clock);
+                self.conns.push(c);
+                (self.conns.len() - 1) as u32
+            }
+        };
+        self.hot_for(ci, NIL);
         let s = self.new_slot(&dir.key, ci);
         if let Some(h) = self.hot.get_mut(ci as usize) {
             h.slot = s;
