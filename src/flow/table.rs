@@ -487,10 +487,10 @@ impl FlowTable {
     }
 
     /// The slot of the live flow with this key.
-    fn find(&self, key: &FlowKey) -> Option<u32> {
+    fn find(&self, hash: u64, key: &FlowKey) -> Option<u32> {
         let (meta, conns, cold) = (&self.meta, &self.conns, &self.cold);
         self.index
-            .find(self.hasher.hash_one(key), |&s| {
+            .find(hash, |&s| {
                 Self::key_of(meta, conns, cold, s).is_some_and(|k| k == *key)
             })
             .copied()
@@ -535,7 +535,11 @@ impl FlowTable {
             self.stats.non_first_fragments += 1;
             return None;
         };
-        let mut found = self.find(&dir.key).and_then(|s| Some((s, self.hatch(s)?)));
+        // Hashed once: a new flow's slot goes in the index under the same hash.
+        let hash = self.hasher.hash_one(dir.key);
+        let mut found = self
+            .find(hash, &dir.key)
+            .and_then(|s| Some((s, self.hatch(s)?)));
         if let (Some((s, ci)), Transport::Tcp(seg)) = (found, d.transport)
             && self
                 .conns
@@ -551,11 +555,11 @@ impl FlowTable {
             None => {
                 let flow_id = self.make_room(emit);
                 if self.index.len() >= self.cfg.compact_after
-                    && self.create_embryo(flow_id, &dir, d, parent, carries)
+                    && self.create_embryo(flow_id, hash, d, parent, carries)
                 {
                     return Some(flow_id);
                 }
-                self.create(flow_id, &dir, d)
+                self.create(flow_id, &dir, hash, d)
             }
         };
         self.touch(s);
@@ -1244,9 +1248,9 @@ impl FlowTable {
         flow_id
     }
 
-    /// Gives a new flow with this key and `body` a slot: in the index, at the head of the
-    /// LRU list, with no timer yet.
-    fn new_slot(&mut self, key: &FlowKey, body: u32) -> u32 {
+    /// Gives a new flow whose key hashes to `hash`, with `body`, a slot: in the index, at the
+    /// head of the LRU list, with no timer yet.
+    fn new_slot(&mut self, hash: u64, body: u32) -> u32 {
         let mut fresh = Meta {
             heap_at: Micros::MAX,
             generation: 0,
@@ -1269,7 +1273,7 @@ impl FlowTable {
         };
         let (meta, conns, cold) = (&self.meta, &self.conns, &self.cold);
         let hasher = &self.hasher;
-        self.index.insert_unique(hasher.hash_one(key), s, |&j| {
+        self.index.insert_unique(hash, s, |&j| {
             Self::key_of(meta, conns, cold, j).map_or(0, |k| hasher.hash_one(k))
         });
         self.link_front(s);
@@ -1280,7 +1284,7 @@ impl FlowTable {
 
     /// Starts a connection for a flow's first packet, which the caller then applies to it as
     /// to any other; returns (slot, index in `conns`).
-    fn create(&mut self, flow_id: u64, dir: &Directed, d: &Decoded) -> (u32, u32) {
+    fn create(&mut self, flow_id: u64, dir: &Directed, hash: u64, d: &Decoded) -> (u32, u32) {
         let (timeouts, clock) = (self.timeouts, self.clock);
         self.make_whole_room();
         let ci = match self.conns_free.pop() {
@@ -1295,7 +1299,7 @@ impl FlowTable {
             }
         };
         self.hot_for(ci, NIL);
-        let s = self.new_slot(&dir.key, ci);
+        let s = self.new_slot(hash, ci);
         if let Some(h) = self.hot.get_mut(ci as usize) {
             h.slot = s;
         }
@@ -1308,7 +1312,7 @@ impl FlowTable {
     fn create_embryo(
         &mut self,
         flow_id: u64,
-        dir: &Directed,
+        hash: u64,
         d: &Decoded,
         parent: Option<u64>,
         carries: Option<TunnelKind>,
@@ -1333,7 +1337,7 @@ impl FlowTable {
         else {
             return false;
         };
-        let s = self.new_slot(&dir.key, EMBRYO | at);
+        let s = self.new_slot(hash, EMBRYO | at);
         if due < Micros::MAX
             && let Some(m) = self.meta.get_mut(s as usize)
         {
