@@ -52,16 +52,26 @@ impl Micros {
     pub fn write_rfc3339(self, out: &mut impl crate::output::text::Text) {
         thread_local! {
             /// The last second written and its date and time (records come in bursts from
-            /// the same second).
-            static LAST: std::cell::RefCell<(i64, String)> =
-                const { std::cell::RefCell::new((i64::MIN, String::new())) };
+            /// the same second), and that second's day.
+            static LAST: std::cell::RefCell<(i64, i64, String)> =
+                const { std::cell::RefCell::new((i64::MIN, i64::MIN, String::new())) };
         }
         let secs = self.secs();
-        LAST.with_borrow_mut(|(cached, head)| {
+        LAST.with_borrow_mut(|(cached, cached_day, head)| {
             if *cached != secs {
-                head.clear();
-                date_time(secs, head);
+                let day = secs.div_euclid(86_400);
+                // Another second of the same day (most misses): the date stays.
+                let date_len = head.len().saturating_sub(9);
+                if day == *cached_day && head.is_char_boundary(date_len) {
+                    head.truncate(date_len);
+                    let sod = secs.rem_euclid(86_400) as u32;
+                    crate::output::text::push_time_of_day(head, sod);
+                } else {
+                    head.clear();
+                    date_time(secs, head);
+                }
                 *cached = secs;
+                *cached_day = day;
             }
             out.put(head);
         });
@@ -91,16 +101,11 @@ fn date_time(secs: i64, out: &mut String) {
     } else {
         let _ = write!(out, "{y:04}");
     }
-    for (sep, v) in [
-        ('-', u64::from(m)),
-        ('-', u64::from(d)),
-        ('T', (sod / 3600) as u64),
-        (':', ((sod / 60) % 60) as u64),
-        (':', (sod % 60) as u64),
-    ] {
-        out.push(sep);
-        push_padded(out, v, 2);
+    for v in [m, d] {
+        out.push('-');
+        push_padded(out, u64::from(v), 2);
     }
+    crate::output::text::push_time_of_day(out, sod as u32);
 }
 
 /// An optional packet time in 8 bytes (`Option<Micros>` takes 16, and a connection holds six):
@@ -198,6 +203,42 @@ mod tests {
             (Micros(t.0 + 7), "2011-03-18T19:06:07.000007Z"),
         ] {
             assert_eq!(m.to_rfc3339(), want);
+        }
+    }
+
+    /// The cache of the last second and day against the date written out whole, over a walk
+    /// of times: the same second, other seconds of the same day, other days, far years.
+    #[test]
+    fn rfc3339_cache_follows_seconds_and_days() {
+        let whole = |m: Micros| {
+            let secs = m.secs();
+            let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
+            let sod = secs.rem_euclid(86_400);
+            format!(
+                "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{:06}Z",
+                sod / 3600,
+                sod / 60 % 60,
+                sod % 60,
+                m.subsec_micros()
+            )
+        };
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut t: i64 = 1_300_475_167_000_000;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            t = match x % 8 {
+                0 => t + (x >> 40) as i64 % 1_000_000,
+                1 | 2 => t + (x >> 40) as i64 % 100_000_000,
+                3 => t - (x >> 40) as i64 % 100_000_000,
+                4 => t + (x >> 20) as i64 % 86_400_000_000_000,
+                5 => -((x >> 8) as i64 % 400_000_000_000_000),
+                6 => (x >> 1) as i64 % i64::MAX,
+                _ => t,
+            };
+            let m = Micros(t);
+            assert_eq!(m.to_rfc3339(), whole(m), "{t}");
         }
     }
 

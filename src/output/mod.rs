@@ -43,6 +43,19 @@ pub fn uid(flow_id: u64) -> String {
     s
 }
 
+/// The two base-62 digits of every number under 62², least significant first.
+// Built at compile time, where an index out of bounds would be a build error.
+#[allow(clippy::indexing_slicing)]
+const PAIRS: [[u8; 2]; 3844] = {
+    let mut t = [[0u8; 2]; 3844];
+    let mut i = 0;
+    while i < 3844 {
+        t[i] = [(i % 62) as u8, (i / 62) as u8];
+        i += 1;
+    }
+    t
+};
+
 /// Appends the uid of `flow_id` to `s`: `C` and 17 base-62 digits of the mixed id, least
 /// significant first; when the mixed id runs out of digits, those of the id rotated
 /// (`rotate_left(17) | 1`) follow, as many times as needed.
@@ -67,12 +80,16 @@ pub fn write_uid(s: &mut impl text::Text, flow_id: u64) {
     let mut v = x;
     while n < 18 {
         if v >= P5 {
+            // Five digits: two pairs from the table, then one.
             let mut r = (v % P5) as u32;
             v /= P5;
-            for _ in 0..5 {
-                put(r % 62, &mut n);
-                r /= 62;
+            for _ in 0..2 {
+                let [lo, hi] = PAIRS.get((r % 3844) as usize).copied().unwrap_or([0, 0]);
+                put(u32::from(lo), &mut n);
+                put(u32::from(hi), &mut n);
+                r /= 3844;
             }
+            put(r, &mut n);
         } else {
             let mut r = v as u32;
             loop {

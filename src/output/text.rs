@@ -159,14 +159,39 @@ fn put<const N: usize>(buf: &mut [u8; N], n: &mut usize, b: u8) {
 /// Appends `.ffffffZ`: the microseconds of an RFC 3339 time and its zone.
 pub fn push_micros_z(s: &mut impl Text, micros: u32) {
     let mut buf = *b".000000Z";
-    let mut v = micros;
-    for i in (1..7).rev() {
-        if let Some(d) = buf.get_mut(i) {
-            *d = b'0' + (v % 10) as u8;
-        }
+    fill_digits(&mut buf[1..7], micros);
+    s.put_ascii(&buf);
+}
+
+/// Writes the last `out.len()` decimal digits of `v` into `out`, zero-padded.
+#[inline]
+fn fill_digits(out: &mut [u8], mut v: u32) {
+    for d in out.iter_mut().rev() {
+        *d = b'0' + (v % 10) as u8;
         v /= 10;
     }
-    s.put_ascii(&buf);
+}
+
+/// The two decimal digits of every number under 100.
+// Built at compile time, where an index out of bounds would be a build error.
+#[allow(clippy::indexing_slicing)]
+const TWO_DIGITS: [[u8; 2]; 100] = {
+    let mut t = [[0u8; 2]; 100];
+    let mut i = 0;
+    while i < 100 {
+        t[i] = [b'0' + (i / 10) as u8, b'0' + (i % 10) as u8];
+        i += 1;
+    }
+    t
+};
+
+/// Appends `THH:MM:SS` for a second of the day (`sod` under 86 400).
+pub fn push_time_of_day(s: &mut impl Text, sod: u32) {
+    let two = |v: u32| TWO_DIGITS.get(v as usize).copied().unwrap_or(*b"??");
+    let [h0, h1] = two(sod / 3600);
+    let [m0, m1] = two(sod / 60 % 60);
+    let [s0, s1] = two(sod % 60);
+    s.put_ascii(&[b'T', h0, h1, b':', m0, m1, b':', s0, s1]);
 }
 
 /// Appends microseconds as seconds with six decimals (`{:.6}` of the seconds).
@@ -176,8 +201,9 @@ pub fn push_secs6(s: &mut impl Text, micros: i64) {
     }
     let m = micros.unsigned_abs();
     push_u64(s, m / 1_000_000);
-    s.put(".");
-    push_padded(s, m % 1_000_000, 6);
+    let mut buf = *b".000000";
+    fill_digits(&mut buf[1..], (m % 1_000_000) as u32);
+    s.put_ascii(&buf);
 }
 
 #[cfg(test)]
