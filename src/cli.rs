@@ -21,9 +21,11 @@ fn parse_timeout(s: &str) -> Result<(String, Micros), String> {
         return Err(format!("`{secs}` is out of range (0 to 1e9 seconds)"));
     }
     let name = name.trim().to_string();
-    // Validate the name now, so a typo is a usage error before any input is read.
-    Timeouts::default().set(&name, Micros(0))?;
-    Ok((name, Micros((v * 1e6).round() as i64)))
+    let value = Micros((v * 1e6).round() as i64);
+    // Validate the name (and the value for it) now, so a typo is a usage error before any
+    // input is read.
+    Timeouts::default().set(&name, value)?;
+    Ok((name, value))
 }
 
 #[derive(Parser, Debug)]

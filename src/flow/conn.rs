@@ -130,6 +130,10 @@ impl Timeouts {
                 ));
             }
         };
+        if name == "tcp_session_timer" && value.0 <= 0 {
+            // It re-arms itself at the clock plus this: nothing would ever move past it.
+            return Err("tcp_session_timer must be more than 0 seconds".to_string());
+        }
         *slot = value;
         Ok(())
     }
@@ -1015,6 +1019,16 @@ fn history_is_syn_then_rst(h: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A status check re-armed at the clock plus nothing would never let the clock move on.
+    #[test]
+    fn a_zero_session_timer_is_refused() {
+        let mut t = Timeouts::default();
+        assert!(t.set("tcp_session_timer", Micros(0)).is_err());
+        assert!(t.set("tcp_session_timer", Micros(-1)).is_err());
+        assert!(t.set("tcp_session_timer", Micros(1)).is_ok());
+        assert!(t.set("tcp_inactivity_timeout", Micros(0)).is_ok());
+    }
 
     #[test]
     fn rstos0_history_pattern() {

@@ -27,7 +27,8 @@ const NIL: u32 = u32::MAX;
 
 #[cfg(test)]
 thread_local! {
-    /// Tests turn [`FlowTable::fire_quiet`] off to compare its records with the slow path's.
+    /// Tests turn the quiet paths off ([`FlowTable::fire_quiet`] and the status-check groups,
+    /// [`FlowTable::join_group`]) to compare their records with the slow path's.
     pub(super) static QUIET_PATH_OFF: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     /// How many times it fired a connection's timers (tests check that they exercised it).
     pub(super) static QUIET_PATH_FIRES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
@@ -133,7 +134,8 @@ struct Hot {
     /// group.
     expire: MaybeMicros,
     /// The status-check [`Group`] it is in ([`NIL`]: none). While in one, its `timers.expire`
-    /// is the group's `due`, written into it only when it leaves.
+    /// is the group's `due`, written into it only when it leaves (the group's `fired_due`
+    /// for a member let go as of the group's last fire, [`GroupView::overdue`]).
     group: u32,
 }
 
@@ -161,7 +163,8 @@ struct Group {
     /// The members' `expire` (meaningful at a root).
     due: Micros,
     /// The time of a root's one entry in the timer queue: `due`, or [`FlowTable::horizon`]
-    /// when that was later (as for any entry).
+    /// when that was later (as for any entry; only after a live capture's idle tick);
+    /// `Micros::MAX` for one re-armed at the end of time, which has no entry.
     key: Micros,
     /// The group's last fire: its entry's time then, and the clock it fired at.
     fired_due: Micros,
@@ -173,7 +176,14 @@ struct Group {
     merged_at: Micros,
     /// Members and merged groups that name this group.
     refs: u32,
+    /// At a root: the longest way up to it from a group merged into it (0: none merged).
+    height: u16,
 }
+
+/// Most merges a member's way up to its root may take: a group whose tree is this tall
+/// merges no further (it keeps its own entry), so that leaving walks at most this far
+/// however long a member stays quiet.
+const MAX_GROUP_HEIGHT: u16 = 8;
 
 /// What a member sees of its group: the root's times, and the last fire it took part in
 /// (its own group's, or a fire of a group above it after the merge).
@@ -421,9 +431,10 @@ pub struct FlowTable {
     clock: Micros,
     /// The latest time the timers have run to: the clock, or a live capture's idle tick past
     /// it ([`FlowTable::advance`]). Every entry is queued at this time or later (the queue
-    /// takes none before what it has given out); a timer due earlier (armed by a packet older
-    /// than the clock) fires at the next run, as due at this time. It depends only on the
-    /// packets' times, so records' `due` does not depend on which flows a worker holds.
+    /// takes none before what it has given out); a timer due earlier fires at the first run
+    /// that reaches this time, as due at it. Timers are armed from the clock, so only a tick
+    /// makes such timers. When a file is read it is the clock, which every worker moves with
+    /// every packet, so records' `due` does not depend on which flows a worker holds.
     horizon: Micros,
     next_flow_id: u64,
     /// Sequence number of the packet being analysed: records are stamped with it.
@@ -732,10 +743,10 @@ impl FlowTable {
         if QUIET_PATH_OFF.with(std::cell::Cell::get) {
             return false;
         }
-        if now >= quiet_until || expire >= quiet_until {
+        let horizon = self.horizon;
+        if now >= quiet_until || expire >= quiet_until || expire.max(horizon) == Micros::MAX {
             return false;
         }
-        let horizon = self.horizon;
         let g = match self.groups.get(self.forming as usize) {
             Some(f) if f.due == expire && f.parent == NIL => self.forming,
             _ => {
@@ -748,6 +759,7 @@ impl FlowTable {
                     parent: NIL,
                     merged_at: Micros(i64::MIN),
                     refs: 0,
+                    height: 0,
                 };
                 let g = put(&mut self.groups, &mut self.groups_free, fresh);
                 self.heap.push_in_order(fresh.key, (GROUP | g, 0));
@@ -764,9 +776,10 @@ impl FlowTable {
         }
         if let Some(m) = self.meta.get_mut(s as usize) {
             m.heap_at = Micros::MAX;
-            if quiet_until < Micros::MAX {
-                m.heap_at = quiet_until.max(horizon);
-                self.heap.push(m.heap_at, (s, m.generation));
+            let own = quiet_until.max(horizon);
+            if own < Micros::MAX {
+                m.heap_at = own;
+                self.heap.push(own, (s, m.generation));
             }
         }
         true
@@ -778,10 +791,11 @@ impl FlowTable {
         let mut at = g;
         let mut cur = *self.groups.get(g as usize)?;
         let (mut fired_due, mut fired_at) = (cur.fired_due, cur.fired_at);
-        // Merges only go to a group that is a root at the time, so the chain has no loops;
-        // the bound is for safety only.
-        for _ in 0..self.groups.len() {
+        // Merges only go to a group that is a root at the time, so the chain has no loops,
+        // and at most MAX_GROUP_HEIGHT long; the bound is for safety only.
+        for _step in 0..self.groups.len() {
             if cur.parent == NIL {
+                debug_assert!(_step <= usize::from(MAX_GROUP_HEIGHT), "a chain of {_step}");
                 break;
             }
             at = cur.parent;
@@ -835,7 +849,17 @@ impl FlowTable {
                 return;
             };
             gr.refs = gr.refs.saturating_sub(1);
-            if gr.refs > 0 || gr.parent == NIL {
+            if gr.refs > 0 {
+                return;
+            }
+            if gr.parent == NIL {
+                // A root is freed when its entry comes out with no members left
+                // (`fire_group`); one re-armed at the end of time has no entry.
+                if gr.key == Micros::MAX && gr.members == 0 {
+                    gr.due = Micros(i64::MIN);
+                    gr.key = Micros(i64::MIN);
+                    self.groups_free.push(g);
+                }
                 return;
             }
             let up = gr.parent;
@@ -892,18 +916,26 @@ impl FlowTable {
         gr.fired_at = now;
         gr.due = rearm;
         gr.key = key;
-        if into {
+        if into && gr.height < MAX_GROUP_HEIGHT {
             #[cfg(test)]
             count_group(2);
             gr.parent = forming;
             gr.merged_at = now;
             let members = std::mem::take(&mut gr.members);
+            let height = gr.height + 1;
             if let Some(f) = self.groups.get_mut(forming as usize) {
                 f.members += members;
                 f.refs += 1;
+                f.height = f.height.max(height);
             }
-        } else {
+            return;
+        }
+        // Re-armed at the end of time, it fires no more, as its members would not alone (they
+        // leave it as from any group).
+        if key < Micros::MAX {
             self.heap.push_in_order(key, (GROUP | g, 0));
+        }
+        if !into {
             self.forming = g;
         }
     }
@@ -1169,10 +1201,12 @@ impl FlowTable {
             .filter(|h| h.group != NIL)
             .and_then(|h| Some((h.quiet_until, self.group_view(h.group)?)));
         if let Some((quiet_until, g)) = group {
-            if g.overdue(quiet_until) {
-                // It fires later in this run of the timers as if with its group, which its
-                // packed form could not say. (Connections are packed only when one is stored,
-                // which no timer does today; this keeps it right if one ever does.)
+            if g.overdue(quiet_until) || g.key <= self.horizon {
+                // It fires later in this run of the timers as if with its group, or its group
+                // is due in this run (and its entry may be out of the queue already, so one
+                // of the connection's own at that time would be too late): its packed form
+                // could not say so. (A timer stores a connection only when one hatched from
+                // its packed form cannot be packed again, which connections never outgrow.)
                 return false;
             }
             if let Some(c) = self.conns.get_mut(ci) {

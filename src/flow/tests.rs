@@ -647,3 +647,45 @@ fn the_quiet_path_writes_what_the_slow_path_writes() {
     );
     assert!(overdue > 5_000, "only {overdue} members were overdue");
 }
+
+/// A status-check group re-armed at the end of time (the clock within `tcp_session_timer` of
+/// `i64::MAX` microseconds, which a crafted capture can reach) fires no more, as its members
+/// would not alone; it used to be queued at the last time and fired there forever. (From the
+/// review of the groups.)
+#[test]
+fn a_group_rearmed_at_the_end_of_time_is_not_fired_forever() {
+    use super::table::QUIET_PATH_OFF;
+    let end = i64::MAX / 1000; // ms
+    let at = |mut d: Decoded, us: i64| {
+        d.ts = Micros(us);
+        d
+    };
+    let mut other = seg(0, C, F::SYN, 1, 0, 0);
+    other.src = Addr::v4([10, 9, 9, 9]);
+    let t0 = (end - 100_000) * 1000;
+    let pkts = vec![
+        // A handshake; its quiet time saturates to the end of time.
+        at(seg(0, C, F::SYN, 100, 0, 0), t0),
+        at(seg(0, S, SA, 500, 101, 0), t0),
+        at(seg(0, C, A, 101, 501, 0), t0),
+        // Its first status check is re-armed: it joins a group.
+        at(other, t0 + 10_000_000),
+        // The group fires and is re-armed at the end of time.
+        at(other, (end - 1_000) * 1000),
+        // The clock at the end of time.
+        at(other, i64::MAX),
+    ];
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let show = |r: &ConnRecord| format!("{r:?}");
+        QUIET_PATH_OFF.with(|c| c.set(true));
+        let (slow, _) = run_compact(&pkts, 1_000_000, true, show);
+        QUIET_PATH_OFF.with(|c| c.set(false));
+        let (quiet, _) = run_compact(&pkts, 1_000_000, true, show);
+        let _ = tx.send((slow, quiet));
+    });
+    let (slow, quiet) = rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("the table's timers loop");
+    assert_eq!(slow, quiet);
+}

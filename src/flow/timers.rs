@@ -1,8 +1,9 @@
 //! The flow table's timer queue: a radix heap over packet time, with 4-bit digits.
 //!
-//! Timers in synwatch are monotone: every timer is armed at or after the analysis clock, and
-//! the clock never runs backwards (`FlowTable::advance_to`), so no timer is ever earlier than
-//! the last one taken out. A radix heap exploits that: an entry lives in the bucket named by
+//! Timers in synwatch are monotone: every timer is queued at or after the time the table has
+//! run its timers to (`FlowTable::horizon`: the analysis clock, or a live capture's idle tick
+//! past it), which never runs backwards, so no timer is ever earlier than the last one taken
+//! out. A radix heap exploits that: an entry lives in the bucket named by
 //! where its time first differs from the last time taken out, pushing is an append, and taking
 //! out the minimum only redistributes one bucket, downwards. It replaced a binary heap whose
 //! sift-downs over every open connection were about a fifth of a worker's time.
@@ -15,7 +16,8 @@
 //! 40 bytes more per open flow. A bitmap of non-empty buckets finds the next one.
 //!
 //! `last` only moves when an entry is taken out (peeking scans, but does not redistribute), so
-//! it never passes the analysis clock, and every timer the table arms is at or after it.
+//! it never passes the time the timers have run to, and every timer the table queues is at or
+//! after it.
 //!
 //! Among entries due at the same time the order is unspecified; the flow table's records are
 //! put in canonical order afterwards (`ConnRecord::order`).
