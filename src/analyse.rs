@@ -78,6 +78,15 @@ impl Analyzer {
         }
     }
 
+    /// Drops the records and alerts written so far, once the caller has taken what it needs
+    /// of them (clearing `pending` by hand would leave the count of those judged pointing
+    /// past the end, and the next records unjudged).
+    pub fn clear_output(&mut self) {
+        self.pending.clear();
+        self.alerts.clear();
+        self.judged = 0;
+    }
+
     /// Sequence number of the last packet seen.
     pub fn seq(&self) -> u64 {
         self.seq

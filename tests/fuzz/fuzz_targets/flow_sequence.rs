@@ -43,8 +43,7 @@ fuzz_target!(|data: &[u8]| {
             same(&an, &whole);
             common::write_all(&mut an);
             for x in [&mut an, &mut whole] {
-                x.pending.clear();
-                x.alerts.clear();
+                x.clear_output();
             }
         }
     }
