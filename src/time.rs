@@ -48,7 +48,8 @@ impl Micros {
     /// `.ffffffZ` is always the last 8 bytes, whatever the year's width.
     ///
     /// Records come in bursts within the same second, so the date and time of day are kept
-    /// per thread for the last second written, and only the microseconds are rendered anew.
+    /// per thread for the last second written, and only the microseconds are rendered anew;
+    /// a new second of the same day keeps the date and writes the time of day.
     pub fn write_rfc3339(self, out: &mut impl crate::output::text::Text) {
         thread_local! {
             /// The last second written and its date and time (records come in bursts from

@@ -563,7 +563,7 @@ impl Connection {
     }
 
     /// [`Connection::new`] written over `self`: a place in the flow table being reused. The
-    /// connection is built where it stays, not built and then copied (about 800 bytes, twice,
+    /// connection is built where it stays, not built and then copied (over 500 bytes, twice,
     /// for every connection).
     #[allow(clippy::too_many_arguments)]
     pub fn restart(

@@ -156,8 +156,8 @@ struct Hot {
 /// members still name it, and see through it to the group at the top (the root), whose times
 /// are theirs ([`FlowTable::group_view`]). Without merging, 88 000 groups fired 1.3 million
 /// times on the small-packet capture. A group is freed once nothing names it: a root when its
-/// entry comes out with no members left, a merged one when its last member or merged group
-/// leaves.
+/// entry comes out with no members left (or, re-armed at the end of time and so with no entry,
+/// when its last member leaves), a merged one when its last member or merged group leaves.
 #[derive(Clone, Copy, Debug)]
 struct Group {
     /// The members' `expire` (meaningful at a root).
@@ -176,7 +176,9 @@ struct Group {
     merged_at: Micros,
     /// Members and merged groups that name this group.
     refs: u32,
-    /// At a root: the longest way up to it from a group merged into it (0: none merged).
+    /// At a root: at least the longest way up to it from a group merged into it (0: none
+    /// merged). It does not shrink when merged groups are freed, so a long-lived root may stop
+    /// taking merges early; that costs entries, not correctness.
     height: u16,
 }
 
@@ -259,8 +261,9 @@ fn put<T>(slab: &mut Vec<T>, free: &mut Vec<u32>, item: T) -> u32 {
     (slab.len() - 1) as u32
 }
 
-/// Gives a connection one of its packets (after `Connection::new` for the first): the one
-/// place both a packet of a tracked flow and an embryo's replay go through.
+/// Gives a connection one of its packets (after `Connection::new` or `Connection::restart`
+/// for the first): the one place both a packet of a tracked flow and an embryo's replay go
+/// through.
 fn apply(
     conn: &mut Connection,
     dir: &Directed,
@@ -730,7 +733,8 @@ impl FlowTable {
     /// Puts the whole connection at `ci` (of slot `s`), quiet until `quiet_until` at `now`
     /// and with its `expire` timer just re-armed to `expire`, into the status-check [`Group`]
     /// for that time (a new one when there is none yet), and queues its own entry at its
-    /// quiet time. False (nothing done) when it would fire on its own before the group does.
+    /// quiet time. False (nothing done) when it would fire on its own before the group does,
+    /// or when it could have no entry of its own (quiet until the end of time).
     fn join_group(
         &mut self,
         s: u32,
@@ -744,7 +748,9 @@ impl FlowTable {
             return false;
         }
         let horizon = self.horizon;
-        if now >= quiet_until || expire >= quiet_until || expire.max(horizon) == Micros::MAX {
+        // Every member has an entry of its own at its quiet time: one quiet until the end of
+        // time (or with the timers run there) stays out, as its timeout could not fire.
+        if now >= quiet_until || expire >= quiet_until || quiet_until.max(horizon) == Micros::MAX {
             return false;
         }
         let g = match self.groups.get(self.forming as usize) {
@@ -841,8 +847,8 @@ impl FlowTable {
     }
 
     /// Drops one name of group `g`; frees it, and so drops its name of the group it merged
-    /// into, when nothing names it and it has merged (a root is freed by
-    /// [`FlowTable::fire_group`]).
+    /// into, when nothing names it and it has merged. A root is freed by
+    /// [`FlowTable::fire_group`], or here when it has no entry (re-armed at the end of time).
     fn release_group(&mut self, mut g: u32) {
         for _ in 0..=self.groups.len() {
             let Some(gr) = self.groups.get_mut(g as usize) else {
@@ -930,8 +936,9 @@ impl FlowTable {
             }
             return;
         }
-        // Re-armed at the end of time, it fires no more, as its members would not alone (they
-        // leave it as from any group).
+        // Re-armed at the end of time, it fires no more. Its members' own entries stay (none
+        // joins without one): each fires at its quiet time, and was let go as of this fire if
+        // that time has passed.
         if key < Micros::MAX {
             self.heap.push_in_order(key, (GROUP | g, 0));
         }

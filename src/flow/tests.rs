@@ -689,3 +689,37 @@ fn a_group_rearmed_at_the_end_of_time_is_not_fired_forever() {
         .expect("the table's timers loop");
     assert_eq!(slow, quiet);
 }
+
+/// A connection whose quiet time is the end of time (its inactivity timeout saturates there)
+/// joins no group: it would have no entry of its own, and its timeout, due when the clock
+/// reaches the end of time, would never fire. (From the second review of the groups.)
+#[test]
+fn a_member_quiet_until_the_end_of_time_times_out() {
+    use super::table::QUIET_PATH_OFF;
+    let at = |mut d: Decoded, us: i64| {
+        d.ts = Micros(us);
+        d
+    };
+    let mut other = seg(0, C, F::SYN, 1, 0, 0);
+    other.src = Addr::v4([10, 9, 9, 9]);
+    let t0 = i64::MAX - 200_000_000; // 200 s before the end of time
+    let pkts = vec![
+        at(seg(0, C, F::SYN, 100, 0, 0), t0),
+        at(seg(0, S, SA, 500, 101, 0), t0),
+        at(seg(0, C, A, 101, 501, 0), t0),
+        // The status check is re-armed to t0 + 16 s, where a group could take it.
+        at(other, t0 + 10_000_000),
+        // The clock at the end of time.
+        at(other, i64::MAX),
+    ];
+    let show = |r: &ConnRecord| format!("{r:?}");
+    QUIET_PATH_OFF.with(|c| c.set(true));
+    let (slow, _) = run_compact(&pkts, 1_000_000, false, show);
+    QUIET_PATH_OFF.with(|c| c.set(false));
+    let (quiet, _) = run_compact(&pkts, 1_000_000, false, show);
+    assert!(
+        slow.iter().any(|r| r.contains("reason: Timeout")),
+        "{slow:?}"
+    );
+    assert_eq!(slow, quiet);
+}
