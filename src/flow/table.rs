@@ -862,17 +862,23 @@ impl FlowTable {
                 // A root is freed when its entry comes out with no members left
                 // (`fire_group`); one re-armed at the end of time has no entry.
                 if gr.key == Micros::MAX && gr.members == 0 {
-                    gr.due = Micros(i64::MIN);
-                    gr.key = Micros(i64::MIN);
-                    self.groups_free.push(g);
+                    self.free_group(g);
                 }
                 return;
             }
             let up = gr.parent;
+            self.free_group(g);
+            g = up;
+        }
+    }
+
+    /// Gives group `g`'s number back; its times can then match nothing (`forming`, an entry).
+    fn free_group(&mut self, g: u32) {
+        if let Some(gr) = self.groups.get_mut(g as usize) {
             gr.parent = NIL;
             gr.due = Micros(i64::MIN);
+            gr.key = Micros(i64::MIN);
             self.groups_free.push(g);
-            g = up;
         }
     }
 
@@ -909,9 +915,7 @@ impl FlowTable {
         }
         if gr.members == 0 {
             debug_assert_eq!(gr.refs, 0, "an empty root is still named");
-            gr.due = Micros(i64::MIN);
-            gr.key = Micros(i64::MIN);
-            self.groups_free.push(g);
+            self.free_group(g);
             return;
         }
         #[cfg(test)]
@@ -996,10 +1000,8 @@ impl FlowTable {
         }
         let quiet_until = h.quiet_until;
         let expire = Connection::quiet_expire(h.expire, now, self.timeouts);
-        if expire.get() == Some(now.saturating_add(self.timeouts.tcp_session_timer))
-            && let Some(e) = expire.get()
-            && self.join_group(s, ci, e, quiet_until, now)
-        {
+        let rearm = now.saturating_add(self.timeouts.tcp_session_timer);
+        if expire.get() == Some(rearm) && self.join_group(s, ci, rearm, quiet_until, now) {
             #[cfg(test)]
             QUIET_PATH_FIRES.with(|n| n.set(n.get() + 1));
             return true;
