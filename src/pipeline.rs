@@ -203,6 +203,8 @@ impl Outputs {
                 w.write(r).map_err(|e| (true, e))?;
                 self.last = self.last.max(r.end);
             }
+            // Alerts and stats may share the sink: the records go first.
+            w.drain().map_err(|e| (true, e))?;
         }
         for a in &chunk.alerts {
             let sink: &mut dyn Write =

@@ -177,10 +177,16 @@ pub fn write_flow_into(
     line: &mut Vec<u8>,
     cache: &mut PortCache,
 ) -> std::io::Result<()> {
+    line.clear();
+    append_flow(line, r, db, cache);
+    out.write_all(line)
+}
+
+/// Appends one record's JSON line (see [`write_flow_into`]) to `line`.
+pub fn append_flow(line: &mut Vec<u8>, r: &ConnRecord, db: &PortDb, cache: &mut PortCache) {
     use super::text::{Text, push_ip, push_secs6, push_u64};
     use std::io::Write as _;
     let is_tcp = r.ip_proto == proto::TCP;
-    line.clear();
     line.put("{\"timestamp\":\"");
     // The start time is written once and copied for `start`, and its date and time of day
     // for `end` when it ends in the same second (most records).
@@ -283,7 +289,6 @@ pub fn write_flow_into(
         line.put("\"");
     }
     line.put("}}\n");
-    out.write_all(line)
 }
 
 /// Writes one record as a JSON line.

@@ -6,6 +6,9 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::os::unix::fs::OpenOptionsExt;
 
+/// The buffer in front of each log file (bytes).
+pub const BUFFER: usize = 1 << 16;
+
 /// A log destination.
 pub struct Sink {
     /// None: standard output.
@@ -42,7 +45,7 @@ impl Sink {
         };
         Ok(Sink {
             path: path.map(str::to_string),
-            out: BufWriter::with_capacity(1 << 16, out),
+            out: BufWriter::with_capacity(BUFFER, out),
             append,
             bytes,
             rotations: 0,
@@ -60,7 +63,7 @@ impl Sink {
         if let Some(p) = &self.path {
             let f = open_file(p, true)?;
             self.bytes = f.metadata().map(|m| m.len()).unwrap_or(0);
-            self.out = BufWriter::with_capacity(1 << 16, Box::new(f));
+            self.out = BufWriter::with_capacity(BUFFER, Box::new(f));
         }
         Ok(())
     }
@@ -85,7 +88,7 @@ impl Sink {
         };
         std::fs::rename(&p, &target)?;
         let f = open_file(&p, self.append)?;
-        self.out = BufWriter::with_capacity(1 << 16, Box::new(f));
+        self.out = BufWriter::with_capacity(BUFFER, Box::new(f));
         self.bytes = 0;
         self.rotations += 1;
         Ok(true)
