@@ -117,10 +117,12 @@ impl ConnWriter {
 
     /// Rotates the file when it is over `limit` bytes.
     pub fn rotate_if_over(&mut self, limit: u64, now: Micros) -> std::io::Result<()> {
-        if limit > 0 {
-            self.drain()?;
+        if limit == 0 {
+            return Ok(());
         }
-        if limit > 0 && self.sink.bytes >= limit && !self.sink.is_stdout() {
+        // The byte count must include the lines still collected here.
+        self.drain()?;
+        if self.sink.bytes >= limit && !self.sink.is_stdout() {
             self.new_file(now)?;
             if self.sink.rotate_if_over(limit)? {
                 self.header_done = false;
