@@ -59,6 +59,14 @@ impl TopHosts {
                 b_est = b_est.min(*b);
             }
         }
+        // A candidate's estimate only grows, so it is never below the weakest candidate's
+        // stored counts: a host below them is no candidate and cannot replace one. Most hosts
+        // stop here, without the candidate lookup (a second hash of the address).
+        if let Some((_, w)) = self.weakest
+            && (c_est, b_est) < w
+        {
+            return;
+        }
         if let Some(e) = self.candidates.get_mut(a) {
             *e = (c_est, b_est);
             if self.weakest.is_some_and(|(k, _)| k == *a) {
