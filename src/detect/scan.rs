@@ -161,9 +161,8 @@ fn probe_of(r: &ConnRecord) -> Option<(Kind, Outcome)> {
     }
     match r.ip_proto {
         proto::TCP => {
-            let hist = r.history.as_str();
             let rf = r.resp_tcp_flags;
-            if hist.contains('S') {
+            if r.history.as_bytes().contains(&b'S') {
                 if r.orig_bytes > 0 {
                     return None; // the originator said something: a conversation
                 }
@@ -580,15 +579,20 @@ impl<K: Copy + Eq + Hash, V: Default> Lru<K, V> {
         self.forget(&k);
         self.stamp += 1;
         let stamp = self.stamp;
-        self.order.push_back((k, stamp));
-        if self.order.len() > 4 * self.map.len() + 64 {
+        if self.order.len() >= 4 * self.map.len() + 64 {
             // Drop stale entries so the queue stays proportional to the map.
             let map = &self.map;
             self.order
-                .retain(|(k, s)| map.get(k).is_some_and(|(_, live)| live == s) || *s == stamp);
+                .retain(|(k, s)| map.get(k).is_some_and(|(_, live)| live == s));
         }
         let e = self.map.entry(k).or_insert_with(|| (V::default(), stamp));
-        e.1 = stamp;
+        let prev = std::mem::replace(&mut e.1, stamp);
+        match self.order.back_mut() {
+            // Touched again while the most recent (a scanner's probes come in runs): its live
+            // queue entry takes the new stamp in place instead of a second one being queued.
+            Some((last, s)) if *last == k && *s == prev => *s = stamp,
+            _ => self.order.push_back((k, stamp)),
+        }
         &mut e.0
     }
 
@@ -1292,6 +1296,49 @@ mod tests {
             lru.remove(&2);
             let next = if remove { None } else { Some(1) };
             assert_eq!(lru.due(Micros(100), deadline), next);
+        }
+    }
+
+    /// `Lru` against a plain model (keys in order of last touch): the oldest entry, and the
+    /// queue kept proportional to the map after a touch, over random touches (often of the key touched
+    /// last, which updates the queue in place) and removals.
+    #[test]
+    fn the_lru_keeps_touch_order() {
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut next = move |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        for round in 0..200 {
+            let keys = 2 + round % 40;
+            let mut lru: Lru<u64, u64> = Lru::new(round);
+            let mut model: Vec<u64> = Vec::new();
+            let mut last = 0;
+            for step in 0..2_000u64 {
+                match next(10) {
+                    0 => {
+                        let k = next(keys);
+                        assert_eq!(lru.remove(&k).is_some(), model.contains(&k));
+                        model.retain(|&m| m != k);
+                    }
+                    r => {
+                        let k = if r < 5 { last } else { next(keys) };
+                        *lru.touch(k) = step;
+                        model.retain(|&m| m != k);
+                        model.push(k);
+                        last = k;
+                        assert!(lru.order.len() <= 4 * lru.map.len() + 64);
+                    }
+                }
+                assert_eq!(
+                    lru.oldest(),
+                    model.first().copied(),
+                    "round {round} step {step}"
+                );
+                assert_eq!(lru.len(), model.len());
+            }
         }
     }
 
