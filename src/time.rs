@@ -54,11 +54,13 @@ impl Micros {
         thread_local! {
             /// The last second written and its date and time (records come in bursts from
             /// the same second), and that second's day.
-            static LAST: std::cell::RefCell<(i64, i64, String)> =
-                const { std::cell::RefCell::new((i64::MIN, i64::MIN, String::new())) };
+            /// The text is kept in a fixed-size array too, appended whole and cut back
+            /// (`Text::put_prefix`).
+            static LAST: std::cell::RefCell<(i64, i64, String, [u8; 32])> =
+                const { std::cell::RefCell::new((i64::MIN, i64::MIN, String::new(), [0; 32])) };
         }
         let secs = self.secs();
-        LAST.with_borrow_mut(|(cached, cached_day, head)| {
+        LAST.with_borrow_mut(|(cached, cached_day, head, fixed)| {
             if *cached != secs {
                 let day = secs.div_euclid(86_400);
                 // Another second of the same day (most misses): the date stays.
@@ -73,8 +75,15 @@ impl Micros {
                 }
                 *cached = secs;
                 *cached_day = day;
+                if let Some(d) = fixed.get_mut(..head.len()) {
+                    d.copy_from_slice(head.as_bytes());
+                }
             }
-            out.put(head);
+            if head.len() <= fixed.len() {
+                out.put_prefix(fixed, head.len());
+            } else {
+                out.put(head);
+            }
         });
         crate::output::text::push_micros_z(out, self.subsec_micros());
     }

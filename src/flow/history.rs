@@ -83,6 +83,12 @@ impl History {
         self.buf.get(..usize::from(self.len)).unwrap_or(&[])
     }
 
+    /// The letters at the start of a fixed-size array, and how many (see
+    /// `output::text::Text::put_prefix`).
+    pub fn padded(&self) -> (&[u8; HISTORY_CAP], usize) {
+        (&self.buf, usize::from(self.len))
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }

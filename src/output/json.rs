@@ -225,7 +225,8 @@ pub fn append_flow(line: &mut Vec<u8>, r: &ConnRecord, db: &PortDb, cache: &mut 
     line.put("\",\"conn_state\":\"");
     line.put(r.conn_state.name());
     line.put("\",\"history\":\"");
-    line.put_ascii(r.history.as_bytes());
+    let (letters, n) = r.history.padded();
+    line.put_prefix(letters, n);
     line.put("\",\"duration\":");
     push_secs6(line, r.duration().0);
     for (key, v) in [

@@ -43,14 +43,17 @@ pub fn uid(flow_id: u64) -> String {
     s
 }
 
-/// The two base-62 digits of every number under 62², least significant first.
+/// The base-62 digits, in the order of their values.
+const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// The two base-62 digit characters of every number under 62², least significant first.
 // Built at compile time, where an index out of bounds would be a build error.
 #[allow(clippy::indexing_slicing)]
 const PAIRS: [[u8; 2]; 3844] = {
     let mut t = [[0u8; 2]; 3844];
     let mut i = 0;
     while i < 3844 {
-        t[i] = [(i % 62) as u8, (i / 62) as u8];
+        t[i] = [ALPHABET[i % 62], ALPHABET[i / 62]];
         i += 1;
     }
     t
@@ -60,7 +63,6 @@ const PAIRS: [[u8; 2]; 3844] = {
 /// significant first; when the mixed id runs out of digits, those of the id rotated
 /// (`rotate_left(17) | 1`) follow, as many times as needed.
 pub fn write_uid(s: &mut impl text::Text, flow_id: u64) {
-    const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     /// 62^5, under 2^32: five digits at a time come from one 64-bit division, and each
     /// digit from a 32-bit one (17 64-bit divisions were 2.4 % of a run on small packets).
     const P5: u64 = 916_132_832;
@@ -69,31 +71,34 @@ pub fn write_uid(s: &mut impl text::Text, flow_id: u64) {
     x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     x ^= x >> 31;
-    let mut buf = [b'C'; 18];
+    // `C`, 17 digits, and room for the end of a group of five that runs past them (the uid
+    // is the first 18 bytes).
+    let mut buf = [b'C'; 22];
     let mut n = 1;
-    let mut put = |d: u32, n: &mut usize| {
-        if let Some(b) = buf.get_mut(*n) {
-            *b = *ALPHABET.get(d as usize).unwrap_or(&b'0');
-        }
-        *n += 1;
-    };
     let mut v = x;
     while n < 18 {
         if v >= P5 {
-            // Five digits: two pairs from the table, then one.
-            let mut r = (v % P5) as u32;
+            // Five digits: two pairs of characters from the table, then one, stored at once.
+            let r = (v % P5) as u32;
             v /= P5;
-            for _ in 0..2 {
-                let [lo, hi] = PAIRS.get((r % 3844) as usize).copied().unwrap_or([0, 0]);
-                put(u32::from(lo), &mut n);
-                put(u32::from(hi), &mut n);
-                r /= 3844;
+            let pair = |x: u32| PAIRS.get((x % 3844) as usize).copied().unwrap_or(*b"00");
+            let [a, b] = pair(r);
+            let [c, d] = pair(r / 3844);
+            let e = ALPHABET
+                .get((r / (3844 * 3844)) as usize)
+                .copied()
+                .unwrap_or(b'0');
+            if let Some(dst) = buf.get_mut(n..n + 5) {
+                dst.copy_from_slice(&[a, b, c, d, e]);
             }
-            put(r, &mut n);
+            n += 5;
         } else {
             let mut r = v as u32;
             loop {
-                put(r % 62, &mut n);
+                if let Some(slot) = buf.get_mut(n) {
+                    *slot = ALPHABET.get((r % 62) as usize).copied().unwrap_or(b'0');
+                }
+                n += 1;
                 r /= 62;
                 if r == 0 {
                     break;
@@ -102,7 +107,9 @@ pub fn write_uid(s: &mut impl text::Text, flow_id: u64) {
             v = flow_id.rotate_left(17) | 1;
         }
     }
-    s.put_ascii(&buf);
+    if let Some(uid) = buf.first_chunk::<18>() {
+        s.put_ascii(uid);
+    }
 }
 
 #[cfg(test)]

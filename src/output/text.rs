@@ -15,6 +15,11 @@ pub trait Text {
     fn put_u64(&mut self, v: u64) {
         self.put(itoa::Buffer::new().format(v));
     }
+    /// The first `len` bytes of `b` (ASCII made by the caller; all of `b` if `len` is more).
+    #[inline]
+    fn put_prefix<const N: usize>(&mut self, b: &[u8; N], len: usize) {
+        self.put_ascii(b.get(..len).unwrap_or(b));
+    }
 }
 
 impl Text for String {
@@ -53,6 +58,15 @@ impl Text for Vec<u8> {
             }
             _ => self.put(itoa::Buffer::new().format(v)),
         }
+    }
+    /// All `N` bytes are appended and cut back to `len`: for the short pieces of a record
+    /// (addresses, the history, the date), a fixed-size copy is a few stores where a copy of
+    /// the exact length was a call to `memcpy`.
+    #[inline]
+    fn put_prefix<const N: usize>(&mut self, b: &[u8; N], len: usize) {
+        let at = self.len();
+        self.extend_from_slice(b);
+        self.truncate(at + len.min(N));
     }
 }
 
@@ -144,7 +158,7 @@ pub fn push_ip(s: &mut impl Text, a: &Addr) {
                     *dot = b'.';
                 }
             }
-            s.put_ascii(buf.get(..n - 1).unwrap_or(&[]));
+            s.put_prefix(&buf, n - 1);
         }
         std::net::IpAddr::V6(v6) => push_ipv6(s, &v6),
     }
@@ -197,7 +211,7 @@ fn push_ipv6(s: &mut impl Text, a: &std::net::Ipv6Addr) {
         }
         k += 1;
     }
-    s.put_ascii(buf.get(..n).unwrap_or(&[]));
+    s.put_prefix(&buf, n);
 }
 
 /// Stores `b` at `buf[*n]` and moves `n` on (nothing when full).
