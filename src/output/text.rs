@@ -47,16 +47,15 @@ impl Text for Vec<u8> {
     /// A number of up to 8 digits (the ports and counts of almost every record) is appended
     /// as all 8 bytes of its buffer and cut back: a fixed-size copy is one store, where a
     /// copy of its exact length was a call to `memcpy`.
+    /// One and two digits (most counts) are stored directly.
     #[inline]
     fn put_u64(&mut self, v: u64) {
-        match u32::try_from(v) {
-            Ok(small) if small < 100_000_000 => {
-                let (digits, n) = digits8(small);
-                let len = self.len();
-                self.extend_from_slice(&digits);
-                self.truncate(len + n);
-            }
-            _ => self.put(itoa::Buffer::new().format(v)),
+        if v < 10 {
+            self.push(b'0' + v as u8);
+        } else if v < 100 {
+            self.extend_from_slice(&TWO_DIGITS.get(v as usize).copied().unwrap_or(*b"??"));
+        } else {
+            put_u64_wide(self, v);
         }
     }
     /// All `N` bytes are appended and cut back to `len`: for the short pieces of a record
@@ -70,37 +69,44 @@ impl Text for Vec<u8> {
     }
 }
 
-/// The decimal digits of `v` (under 10^8) at the start of the array, and how many.
+/// [`Text::put_u64`] of a `Vec` for numbers of three digits or more.
+#[inline(never)]
+fn put_u64_wide(line: &mut Vec<u8>, v: u64) {
+    match u32::try_from(v) {
+        Ok(small) if small < 100_000_000 => {
+            let (digits, n) = digits8(small);
+            let len = line.len();
+            line.extend_from_slice(&digits);
+            line.truncate(len + n);
+        }
+        _ => line.put(itoa::Buffer::new().format(v)),
+    }
+}
+
+/// The decimal digits of `v` (under 10^8) at the start of the array, and how many. They are
+/// made least significant first, each pair going in at the bottom of a little-endian word
+/// (the first bytes) and pushing the digits made before it up.
 #[inline]
 fn digits8(v: u32) -> ([u8; 8], usize) {
-    let n = match v {
-        0..=9 => 1,
-        10..=99 => 2,
-        100..=999 => 3,
-        1_000..=9_999 => 4,
-        10_000..=99_999 => 5,
-        100_000..=999_999 => 6,
-        1_000_000..=9_999_999 => 7,
-        _ => 8,
+    let pair = |x: u32| {
+        u64::from(u16::from_le_bytes(
+            TWO_DIGITS.get(x as usize).copied().unwrap_or(*b"??"),
+        ))
     };
-    let two = |x: u32| TWO_DIGITS.get(x as usize).copied().unwrap_or(*b"??");
-    let mut buf = [0u8; 8];
-    let (mut x, mut i) = (v, n);
+    let (mut x, mut word, mut n) = (v, 0u64, 0usize);
     while x >= 100 {
-        i -= 2;
-        if let Some(d) = buf.get_mut(i..i + 2) {
-            d.copy_from_slice(&two(x % 100));
-        }
+        word = (word << 16) | pair(x % 100);
         x /= 100;
+        n += 2;
     }
     if x >= 10 {
-        if let Some(d) = buf.get_mut(..2) {
-            d.copy_from_slice(&two(x));
-        }
-    } else if let Some(d) = buf.first_mut() {
-        *d = b'0' + x as u8;
+        word = (word << 16) | pair(x);
+        n += 2;
+    } else {
+        word = (word << 8) | u64::from(b'0' + x as u8);
+        n += 1;
     }
-    (buf, n)
+    (word.to_le_bytes(), n)
 }
 
 /// Appends `v` in decimal.
