@@ -45,47 +45,15 @@ impl Micros {
     }
 
     /// Writes `YYYY-MM-DDTHH:MM:SS.ffffffZ` (RFC 3339, UTC, microseconds) into `out`; the
-    /// `.ffffffZ` is always the last 8 bytes, whatever the year's width.
-    ///
-    /// Records come in bursts within the same second, so the date and time of day are kept
-    /// per thread for the last second written, and only the microseconds are rendered anew;
-    /// a new second of the same day keeps the date and writes the time of day.
+    /// `.ffffffZ` is always the last 8 bytes, whatever the year's width. Through a
+    /// [`DateCache`] kept per thread; the record writer keeps its own.
     pub fn write_rfc3339(self, out: &mut impl crate::output::text::Text) {
         thread_local! {
-            /// The last second written and its date and time (records come in bursts from
-            /// the same second), and that second's day.
-            /// The text is kept in a fixed-size array too, appended whole and cut back
-            /// (`Text::put_prefix`).
-            static LAST: std::cell::RefCell<(i64, i64, String, [u8; 32])> =
-                const { std::cell::RefCell::new((i64::MIN, i64::MIN, String::new(), [0; 32])) };
+            static LAST: std::cell::RefCell<DateCache> = const {
+                std::cell::RefCell::new(DateCache::new())
+            };
         }
-        let secs = self.secs();
-        LAST.with_borrow_mut(|(cached, cached_day, head, fixed)| {
-            if *cached != secs {
-                let day = secs.div_euclid(86_400);
-                // Another second of the same day (most misses): the date stays.
-                let date_len = head.len().saturating_sub(9);
-                if day == *cached_day && head.is_char_boundary(date_len) {
-                    head.truncate(date_len);
-                    let sod = secs.rem_euclid(86_400) as u32;
-                    crate::output::text::push_time_of_day(head, sod);
-                } else {
-                    head.clear();
-                    date_time(secs, head);
-                }
-                *cached = secs;
-                *cached_day = day;
-                if let Some(d) = fixed.get_mut(..head.len()) {
-                    d.copy_from_slice(head.as_bytes());
-                }
-            }
-            if head.len() <= fixed.len() {
-                out.put_prefix(fixed, head.len());
-            } else {
-                out.put(head);
-            }
-        });
-        crate::output::text::push_micros_z(out, self.subsec_micros());
+        LAST.with_borrow_mut(|c| c.write(self, out));
     }
 
     pub fn to_rfc3339(self) -> String {
@@ -97,6 +65,70 @@ impl Micros {
     /// `1234567890.123456`, the form Zeek's `ts` column uses.
     pub fn write_epoch(self, out: &mut String) {
         let _ = write!(out, "{}.{:06}", self.secs(), self.subsec_micros());
+    }
+}
+
+/// The date and time of day of the last second written, for [`Micros::write_rfc3339`].
+///
+/// Times come in bursts within the same second, so only the microseconds are rendered anew;
+/// a new second of the same day keeps the date and writes the time of day. The text is kept
+/// in a fixed-size array too, appended whole and cut back (`Text::put_prefix`).
+pub struct DateCache {
+    secs: i64,
+    day: i64,
+    head: String,
+    fixed: [u8; 32],
+}
+
+impl Default for DateCache {
+    fn default() -> Self {
+        DateCache::new()
+    }
+}
+
+impl DateCache {
+    pub const fn new() -> Self {
+        DateCache {
+            secs: i64::MIN,
+            day: i64::MIN,
+            head: String::new(),
+            fixed: [0; 32],
+        }
+    }
+
+    /// Appends `t` as [`Micros::write_rfc3339`] does.
+    #[inline]
+    pub fn write(&mut self, t: Micros, out: &mut impl crate::output::text::Text) {
+        let secs = t.secs();
+        if self.secs != secs {
+            self.set(secs);
+        }
+        if self.head.len() <= self.fixed.len() {
+            out.put_prefix(&self.fixed, self.head.len());
+        } else {
+            out.put(&self.head);
+        }
+        crate::output::text::push_micros_z(out, t.subsec_micros());
+    }
+
+    /// Renders the date and time of day of `secs`.
+    fn set(&mut self, secs: i64) {
+        let day = secs.div_euclid(86_400);
+        // Another second of the same day (most changes): the date stays.
+        let date_len = self.head.len().saturating_sub(9);
+        if day == self.day && self.head.is_char_boundary(date_len) {
+            self.head.truncate(date_len);
+            let sod = secs.rem_euclid(86_400) as u32;
+            crate::output::text::push_time_of_day(&mut self.head, sod);
+        } else {
+            self.head.clear();
+            date_time(secs, &mut self.head);
+        }
+        self.secs = secs;
+        self.day = day;
+        if let Some(d) = self.fixed.get_mut(..self.head.len()) {
+            d.copy_from_slice(self.head.as_bytes());
+        }
     }
 }
 

@@ -122,14 +122,16 @@ pub fn flag_letters(f: u8) -> String {
     s
 }
 
-/// Pre-rendered `port` objects by (protocol, port): the database is fixed for a run, so each
-/// object is serialised once. Bounded by the number of distinct (protocol, port) pairs.
+/// What the record writer keeps from one record to the next: pre-rendered `port` objects by
+/// (protocol, port) (the database is fixed for a run, so each object is serialised once;
+/// bounded by the number of distinct pairs), and the last second's date and time.
 #[derive(Default)]
-pub struct PortCache {
+pub struct RecordCache {
     map: std::collections::HashMap<u32, Box<str>, foldhash::fast::FixedState>,
+    dates: crate::time::DateCache,
 }
 
-impl PortCache {
+impl RecordCache {
     fn get(&mut self, ip_proto: u8, port: u16, db: &PortDb) -> Option<&str> {
         let p = match ip_proto {
             proto::TCP => "tcp",
@@ -175,7 +177,7 @@ pub fn write_flow_into(
     r: &ConnRecord,
     db: &PortDb,
     line: &mut Vec<u8>,
-    cache: &mut PortCache,
+    cache: &mut RecordCache,
 ) -> std::io::Result<()> {
     line.clear();
     append_flow(line, r, db, cache);
@@ -183,7 +185,7 @@ pub fn write_flow_into(
 }
 
 /// Appends one record's JSON line (see [`write_flow_into`]) to `line`.
-pub fn append_flow(line: &mut Vec<u8>, r: &ConnRecord, db: &PortDb, cache: &mut PortCache) {
+pub fn append_flow(line: &mut Vec<u8>, r: &ConnRecord, db: &PortDb, cache: &mut RecordCache) {
     use super::text::{Text, push_ip, push_secs6, push_u64};
     use std::io::Write as _;
     let is_tcp = r.ip_proto == proto::TCP;
@@ -191,7 +193,7 @@ pub fn append_flow(line: &mut Vec<u8>, r: &ConnRecord, db: &PortDb, cache: &mut 
     // The start time is written once and copied for `start`, and its date and time of day
     // for `end` when it ends in the same second (most records).
     let start_at = line.len();
-    r.start.write_rfc3339(line);
+    cache.dates.write(r.start, line);
     let start = start_at..line.len();
     line.put("\",\"flow_id\":");
     push_u64(line, r.flow_id);
@@ -249,7 +251,7 @@ pub fn append_flow(line: &mut Vec<u8>, r: &ConnRecord, db: &PortDb, cache: &mut 
         line.extend_from_within(start.start..start.end.saturating_sub(8));
         super::text::push_micros_z(line, r.end.subsec_micros());
     } else {
-        r.end.write_rfc3339(line);
+        cache.dates.write(r.end, line);
     }
     line.put("\",\"reason\":\"");
     line.put(r.reason.name());
@@ -387,7 +389,7 @@ mod tests {
         }
         an.finish(EndReason::EndOfInput);
         assert!(an.pending.len() > 10, "{}", an.pending.len());
-        let (mut line, mut cache) = (Vec::new(), PortCache::default());
+        let (mut line, mut cache) = (Vec::new(), RecordCache::default());
         for r in &an.pending {
             let mut a = Vec::new();
             let mut b = Vec::new();

@@ -231,18 +231,23 @@ fn put<const N: usize>(buf: &mut [u8; N], n: &mut usize, b: u8) {
 
 /// Appends `.ffffffZ`: the microseconds of an RFC 3339 time and its zone.
 pub fn push_micros_z(s: &mut impl Text, micros: u32) {
-    let mut buf = *b".000000Z";
-    fill_digits(&mut buf[1..7], micros);
-    s.put_ascii(&buf);
+    let [a, b, c, d, e, f] = six_digits(micros);
+    s.put_ascii(&[b'.', a, b, c, d, e, f, b'Z']);
 }
 
-/// Writes the last `out.len()` decimal digits of `v` into `out`, zero-padded.
+/// The last six decimal digits of `v`, zero-padded, two at a time from a table.
 #[inline]
-fn fill_digits(out: &mut [u8], mut v: u32) {
-    for d in out.iter_mut().rev() {
-        *d = b'0' + (v % 10) as u8;
-        v /= 10;
-    }
+fn six_digits(v: u32) -> [u8; 6] {
+    let two = |x: u32| {
+        TWO_DIGITS
+            .get((x % 100) as usize)
+            .copied()
+            .unwrap_or(*b"??")
+    };
+    let [a, b] = two(v / 10_000);
+    let [c, d] = two(v / 100);
+    let [e, f] = two(v);
+    [a, b, c, d, e, f]
 }
 
 /// The two decimal digits of every number under 100.
@@ -274,9 +279,8 @@ pub fn push_secs6(s: &mut impl Text, micros: i64) {
     }
     let m = micros.unsigned_abs();
     push_u64(s, m / 1_000_000);
-    let mut buf = *b".000000";
-    fill_digits(&mut buf[1..], (m % 1_000_000) as u32);
-    s.put_ascii(&buf);
+    let [a, b, c, d, e, f] = six_digits((m % 1_000_000) as u32);
+    s.put_ascii(&[b'.', a, b, c, d, e, f]);
 }
 
 #[cfg(test)]

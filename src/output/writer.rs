@@ -20,7 +20,7 @@ pub struct ConnWriter {
     bytes: Vec<u8>,
     header_done: bool,
     db: Arc<PortDb>,
-    ports: json::PortCache,
+    ports: json::RecordCache,
     pub written: u64,
 }
 
@@ -37,7 +37,7 @@ impl ConnWriter {
             bytes: Vec::new(),
             header_done: false,
             db,
-            ports: json::PortCache::default(),
+            ports: json::RecordCache::default(),
             written: 0,
         }
     }

@@ -48,7 +48,7 @@ pub fn write_all(an: &mut Analyzer) {
     let mut sink = std::io::sink();
     let mut line = String::new();
     let mut bytes = Vec::new();
-    let mut cache = synwatch::output::json::PortCache::default();
+    let mut cache = synwatch::output::json::RecordCache::default();
     for r in &an.pending {
         synwatch::output::json::write_flow_into(&mut sink, r, &db, &mut bytes, &mut cache).unwrap();
         synwatch::output::zeek::write_row(&mut sink, r, &mut line, &db).unwrap();
