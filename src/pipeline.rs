@@ -6,6 +6,7 @@
 //! milliseconds without packets, to run timers in packet time (the last packet's time plus the
 //! wall-clock time since), to write `stats` events, and to notice signals.
 
+use std::collections::VecDeque;
 use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -492,22 +493,32 @@ impl Got {
 
 /// The merge stage's order keeping: records from every worker, released in canonical order
 /// ([`ConnRecord::order`]) once every worker has moved past them.
+///
+/// Each worker's chunks come in canonical order of one another (a chunk ends at a packet
+/// boundary), and a chunk is put in order when it comes, so each worker's queue is in order
+/// and the records are released by merging the queues' fronts: each record is looked at
+/// once, however long it waits for the other workers.
 struct Merge {
     upto: Vec<Order>,
-    held: Vec<ConnRecord>,
-    /// Scratch: the order and index of the records being released.
+    /// Each worker's records not yet released, in canonical order.
+    queues: Vec<VecDeque<ConnRecord>>,
+    /// Scratch: the order and index of a chunk's records, and the chunk in order.
     keys: Vec<(Order, u32)>,
+    sorted: Vec<ConnRecord>,
 }
 
 impl Merge {
+    fn new(workers: usize) -> Self {
+        Merge {
+            upto: vec![before_packet(0); workers],
+            queues: (0..workers).map(|_| VecDeque::new()).collect(),
+            keys: Vec::new(),
+            sorted: Vec::new(),
+        }
+    }
+
     /// Takes a worker's records; moves those now final, in canonical order, into `out`.
     fn take(&mut self, m: &mut WorkerOut, out: &mut Vec<ConnRecord>) {
-        if self.held.is_empty() {
-            // The worker gets the (empty) held vector back instead: no copy.
-            std::mem::swap(&mut self.held, &mut m.records);
-        } else {
-            self.held.append(&mut m.records);
-        }
         if let Some(u) = self.upto.get_mut(m.worker) {
             *u = (*u).max(m.upto);
         }
@@ -516,46 +527,72 @@ impl Merge {
         } else {
             self.upto.iter().copied().min().unwrap_or(END)
         };
+        self.put_in_order(&mut m.records);
+        let nothing_held = self.queues.iter().all(VecDeque::is_empty);
+        if nothing_held && out.is_empty() && m.records.last().is_none_or(|r| r.order() < limit) {
+            // All of them final (one worker, usually): hand the vector over; the worker
+            // gets the empty one back.
+            std::mem::swap(out, &mut m.records);
+            return;
+        }
+        if let Some(q) = self.queues.get_mut(m.worker) {
+            debug_assert!(
+                q.back()
+                    .zip(m.records.first())
+                    .is_none_or(|(a, b)| a.order() < b.order()),
+                "a worker's chunks out of order"
+            );
+            q.extend(m.records.drain(..));
+        }
+        loop {
+            let mut next: Option<(usize, Order)> = None;
+            for (i, q) in self.queues.iter().enumerate() {
+                if let Some(o) = q.front().map(ConnRecord::order)
+                    && o < limit
+                    && next.is_none_or(|(_, n)| o < n)
+                {
+                    next = Some((i, o));
+                }
+            }
+            let Some(r) = next.and_then(|(i, _)| self.queues.get_mut(i)?.pop_front()) else {
+                break;
+            };
+            out.push(r);
+        }
+    }
+
+    /// Puts one worker's chunk in canonical order (see [`sort_keys`]).
+    fn put_in_order(&mut self, records: &mut Vec<ConnRecord>) {
+        if records.is_sorted_by_key(ConnRecord::order) {
+            return;
+        }
         // Sort keys, not records: a record is about 300 bytes, and sorting would move each
         // one many times.
         self.keys.clear();
         self.keys.extend(
-            self.held
+            records
                 .iter()
                 .enumerate()
-                .filter(|(_, r)| r.order() < limit)
                 .map(|(i, r)| (r.order(), i as u32)),
         );
-        if self.keys.is_empty() {
-            return;
-        }
-        if !self.keys.is_sorted() {
-            sort_keys(&mut self.keys);
-        } else if self.keys.len() == self.held.len() && out.is_empty() {
-            // All of them, already in order (one worker, usually): hand the vector over.
-            std::mem::swap(out, &mut self.held);
-            return;
-        }
-        let held = &self.held;
-        out.extend(
+        sort_keys(&mut self.keys);
+        self.sorted.clear();
+        let from = &*records;
+        self.sorted.extend(
             self.keys
                 .iter()
-                .filter_map(|&(_, i)| held.get(i as usize).copied()),
+                .filter_map(|&(_, i)| from.get(i as usize).copied()),
         );
-        if self.keys.len() == self.held.len() {
-            self.held.clear();
-        } else {
-            self.held.retain(|r| r.order() >= limit);
-        }
+        std::mem::swap(records, &mut self.sorted);
     }
 }
 
-/// Sorts the keys of released records. One worker's come almost in order: by packet, and
+/// Sorts the keys of a worker's chunk of records. They come almost in order: by packet, and
 /// within a packet's timers by due time, so only the records of timers that came due
 /// together (a status-check group, or entries of one clock tick) can be out of flow-id order.
 /// Each run of equal (packet, due) is sorted on its own, which is linear when the runs are
-/// short; keys still out of order after that (several workers' records appended) get a
-/// whole sort. A whole sort of a worker's chunk was about 200 instructions a record.
+/// short; anything still out of order gets a whole (stable) sort. A whole sort of every chunk
+/// was about 200 instructions a record.
 fn sort_keys(keys: &mut [(Order, u32)]) {
     for run in keys.chunk_by_mut(|a, b| (a.0.0, a.0.1) == (b.0.0, b.0.1)) {
         if run.len() > 1 {
@@ -563,7 +600,7 @@ fn sort_keys(keys: &mut [(Order, u32)]) {
         }
     }
     if !keys.is_sorted() {
-        keys.sort_unstable();
+        keys.sort();
     }
 }
 
@@ -686,11 +723,7 @@ fn analyse_and_write(
     let mut detector = Detector::new(opts.db.clone(), opts.rules.clone());
     detector.set_early_alerts(live);
     let mut summary = Summary::default();
-    let mut merge = Merge {
-        upto: vec![before_packet(0); n],
-        held: Vec::new(),
-        keys: Vec::new(),
-    };
+    let mut merge = Merge::new(n);
     let mut gauges = vec![Gauges::default(); n];
     let mut chunk = OutChunk::default();
     let mut clock = Micros(i64::MIN);
