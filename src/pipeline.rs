@@ -356,12 +356,12 @@ pub fn default_workers() -> usize {
     thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
 }
 
-/// One analysis worker: sees every batch, analyses the packets it owns (`decode::shard`),
-/// observes the others (sequence numbers and the clock), and sends its records on.
+/// One analysis worker: sees every batch, analyses the packets it owns (`decode::shard`, as
+/// the dispatcher marked them), observes the others (sequence numbers and the clock), and
+/// sends its records on.
 #[allow(clippy::too_many_arguments)]
 fn run_worker(
     w: usize,
-    n: usize,
     mut an: Analyzer,
     rx: WorkerInput,
     back_tx: Sender<PacketBatch>,
@@ -399,7 +399,8 @@ fn run_worker(
             Ok(got) => {
                 let batch = got.batch();
                 for (meta, bytes) in batch.iter() {
-                    if shard::owner(meta.linktype.0, bytes, n) == w {
+                    // With one worker there is no dispatcher, and every owner is 0.
+                    if usize::from(meta.owner) == w {
                         an.packet(meta.linktype.0, bytes, meta.ts, meta.wire_len);
                     } else {
                         an.observe(meta.ts);
@@ -695,7 +696,7 @@ fn analyse_and_write(
         let (back, out, rec_back) = (back_tx.clone(), out_tx.clone(), rec_back_rx.clone());
         let handle = thread::Builder::new()
             .name(format!("worker-{w}"))
-            .spawn(move || run_worker(w, n, an, rx, back, out, rec_back, live, end_reason))
+            .spawn(move || run_worker(w, an, rx, back, out, rec_back, live, end_reason))
             .map_err(|_| RunError::Thread("worker"))?;
         workers.push(handle);
     }
@@ -708,7 +709,11 @@ fn analyse_and_write(
         let d = thread::Builder::new()
             .name("dispatch".into())
             .spawn(move || {
-                for batch in pkt_rx.iter() {
+                for mut batch in pkt_rx.iter() {
+                    // Each frame's worker, worked out once here rather than by every worker.
+                    batch.for_each_mut(|meta, bytes| {
+                        meta.owner = shard::owner(meta.linktype.0, bytes, n) as u16;
+                    });
                     let shared = Arc::new(batch);
                     for tx in &worker_txs {
                         let _ = tx.send(shared.clone());

@@ -22,6 +22,8 @@ pub struct PacketMeta {
     pub linktype: Linktype,
     /// Index of the input (file) this packet came from.
     pub source: u16,
+    /// The worker that analyses it, when there are several (set by the dispatcher; 0 until).
+    pub owner: u16,
 }
 
 /// Packets are copied into `data`; `pkts` describes them.
@@ -79,7 +81,17 @@ impl PacketBatch {
             caplen: bytes.len() as u32,
             linktype,
             source,
+            owner: 0,
         });
+    }
+
+    /// Calls `f` with each packet's metadata, to change, and its bytes.
+    pub fn for_each_mut(&mut self, mut f: impl FnMut(&mut PacketMeta, &[u8])) {
+        for m in &mut self.pkts {
+            let start = m.offset as usize;
+            let end = start + m.caplen as usize;
+            f(m, self.data.get(start..end).unwrap_or(&[]));
+        }
     }
 
     /// The packets' metadata, in capture order.
