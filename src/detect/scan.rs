@@ -347,6 +347,10 @@ struct Detail {
     per_port: HashMap<u16, DistinctSet, foldhash::fast::FixedState>,
     targets: DistinctSet,
     ports: DistinctSet,
+    /// The target and port of the last probe: a scan probes one host's ports or one port's
+    /// hosts in runs, and inserting the value just inserted again changes no set.
+    last_target: Option<Addr>,
+    last_port: Option<u16>,
     pairs: DistinctSet,
     target_sample: Vec<Addr>,
     open: Vec<Found>,
@@ -364,10 +368,16 @@ impl Detail {
     fn apply(&mut self, p: &Probe, cfg: &ScanConfig) {
         let pkey = (u64::from(p.proto) << 16) | u64::from(p.port);
         let target = addr_key(&p.target);
-        if self.targets.insert(target) && self.target_sample.len() < SAMPLE {
-            self.target_sample.push(p.target);
+        if self.last_target != Some(p.target) {
+            self.last_target = Some(p.target);
+            if self.targets.insert(target) && self.target_sample.len() < SAMPLE {
+                self.target_sample.push(p.target);
+            }
         }
-        self.ports.insert(u64::from(p.port));
+        if self.last_port != Some(p.port) {
+            self.last_port = Some(p.port);
+            self.ports.insert(u64::from(p.port));
+        }
         self.pairs
             .insert(target ^ pkey.wrapping_mul(0x9E37_79B9_7F4A_7C15));
         if self.per_target.len() < DETAIL_KEYS || self.per_target.contains_key(&p.target) {
