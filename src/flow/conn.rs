@@ -944,7 +944,7 @@ impl Connection {
                     }
                 } else if os == Reset {
                     if r_inactive {
-                        if history_is_syn_then_rst(self.history.as_str()) {
+                        if history_is_syn_then_rst(self.history.as_bytes()) {
                             ConnState::RSTOS0
                         } else {
                             ConnState::OTH
@@ -1001,15 +1001,15 @@ impl Connection {
 }
 
 /// Zeek's `/\^?S[^HAFGIQ]*R.*/` test on the history, for RSTOS0.
-fn history_is_syn_then_rst(h: &str) -> bool {
-    let b = h.strip_prefix('^').unwrap_or(h);
-    let Some(rest) = b.strip_prefix('S') else {
+fn history_is_syn_then_rst(h: &[u8]) -> bool {
+    let b = h.strip_prefix(b"^").unwrap_or(h);
+    let Some(rest) = b.strip_prefix(b"S") else {
         return false;
     };
-    for c in rest.chars() {
+    for c in rest {
         match c {
-            'R' => return true,
-            'H' | 'A' | 'F' | 'G' | 'I' | 'Q' => return false,
+            b'R' => return true,
+            b'H' | b'A' | b'F' | b'G' | b'I' | b'Q' => return false,
             _ => {}
         }
     }
@@ -1032,11 +1032,11 @@ mod tests {
 
     #[test]
     fn rstos0_history_pattern() {
-        assert!(history_is_syn_then_rst("SR"));
-        assert!(history_is_syn_then_rst("SaR"));
-        assert!(history_is_syn_then_rst("^SR"));
-        assert!(!history_is_syn_then_rst("SaFR"));
-        assert!(!history_is_syn_then_rst("R"));
-        assert!(!history_is_syn_then_rst("SA"));
+        assert!(history_is_syn_then_rst(b"SR"));
+        assert!(history_is_syn_then_rst(b"SaR"));
+        assert!(history_is_syn_then_rst(b"^SR"));
+        assert!(!history_is_syn_then_rst(b"SaFR"));
+        assert!(!history_is_syn_then_rst(b"R"));
+        assert!(!history_is_syn_then_rst(b"SA"));
     }
 }

@@ -618,7 +618,7 @@ impl Connection {
         } else {
             return;
         };
-        if self.history.as_str() == "H" {
+        if self.history.as_bytes() == b"H" {
             // Began with a SYN-ACK and now shows productive traffic: the SYN-ACK's sender was
             // the responder after all (TCP_Endpoint::CheckHistory).
             self.flip_roles();
