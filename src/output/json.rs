@@ -2,8 +2,10 @@
 
 use serde::Serialize;
 
+use super::text::{Text, push_ip};
 use super::{proto_name, uid};
 use crate::classify::ports::{PortDb, PortEntry, RangeClass};
+use crate::decode::Addr;
 use crate::flow::ConnRecord;
 use crate::flow::key::proto;
 
@@ -124,11 +126,57 @@ pub fn flag_letters(f: u8) -> String {
 
 /// What the record writer keeps from one record to the next: pre-rendered `port` objects by
 /// (protocol, port) (the database is fixed for a run, so each object is serialised once;
-/// bounded by the number of distinct pairs), and the last second's date and time.
+/// bounded by the number of distinct pairs), the last second's date and time, and the text of
+/// recently written addresses.
 #[derive(Default)]
 pub struct RecordCache {
     map: std::collections::HashMap<u32, Box<str>, foldhash::fast::FixedState>,
     dates: crate::time::DateCache,
+    addrs: AddrCache,
+}
+
+/// Addresses as text, direct-mapped by their last byte: a scanner, its target and a flood's
+/// target come back record after record, and copying their text whole is cheaper than
+/// rendering it again.
+struct AddrCache {
+    slots: [(Addr, [u8; 40], u8); AddrCache::SLOTS],
+}
+
+impl Default for AddrCache {
+    fn default() -> Self {
+        // An empty slot has no text (length 0), and only a slot with text is used.
+        AddrCache {
+            slots: [(Addr::default(), [0; 40], 0); AddrCache::SLOTS],
+        }
+    }
+}
+
+impl AddrCache {
+    const SLOTS: usize = 16;
+
+    /// Appends `a` as [`push_ip`] writes it.
+    #[inline]
+    fn put(&mut self, line: &mut Vec<u8>, a: &Addr) {
+        let last = if a.v6 {
+            a.bytes.get(15)
+        } else {
+            a.bytes.get(3)
+        };
+        let at = usize::from(last.copied().unwrap_or(0)) % Self::SLOTS;
+        let Some((addr, text, len)) = self.slots.get_mut(at) else {
+            return push_ip(line, a);
+        };
+        if *len > 0 && addr == a {
+            return line.put_prefix(text, usize::from(*len));
+        }
+        let start = line.len();
+        push_ip(line, a);
+        let written = line.get(start..).unwrap_or_default();
+        if let Some(dst) = text.get_mut(..written.len()) {
+            dst.copy_from_slice(written);
+            (*addr, *len) = (*a, written.len() as u8);
+        }
+    }
 }
 
 impl RecordCache {
@@ -186,7 +234,7 @@ pub fn write_flow_into(
 
 /// Appends one record's JSON line (see [`write_flow_into`]) to `line`.
 pub fn append_flow(line: &mut Vec<u8>, r: &ConnRecord, db: &PortDb, cache: &mut RecordCache) {
-    use super::text::{Text, push_ip, push_secs6, push_u64};
+    use super::text::{push_secs6, push_u64};
     use std::io::Write as _;
     let is_tcp = r.ip_proto == proto::TCP;
     line.put("{\"timestamp\":\"");
@@ -198,11 +246,11 @@ pub fn append_flow(line: &mut Vec<u8>, r: &ConnRecord, db: &PortDb, cache: &mut 
     line.put("\",\"flow_id\":");
     push_u64(line, r.flow_id);
     line.put(",\"event_type\":\"flow\",\"src_ip\":\"");
-    push_ip(line, &r.orig.addr);
+    cache.addrs.put(line, &r.orig.addr);
     line.put("\",\"src_port\":");
     push_u64(line, u64::from(r.orig.port));
     line.put(",\"dest_ip\":\"");
-    push_ip(line, &r.resp.addr);
+    cache.addrs.put(line, &r.resp.addr);
     line.put("\",\"dest_port\":");
     push_u64(line, u64::from(r.resp.port));
     line.put(",\"proto\":\"");
@@ -361,6 +409,33 @@ mod tests {
     use crate::flow::{EndReason, TableConfig};
     use crate::rules::Rules;
     use std::sync::Arc;
+
+    /// The address cache writes what `push_ip` writes, whatever the order of lookups: the
+    /// same address again, another with the same last byte (one slot), IPv4 and IPv6 alike.
+    #[test]
+    fn the_address_cache_writes_what_push_ip_writes() {
+        let addrs = [
+            Addr::v4([10, 0, 0, 1]),
+            Addr::v4([192, 168, 7, 1]),
+            Addr::v4([0, 0, 0, 0]),
+            Addr::v4([255, 255, 255, 17]),
+            Addr::v6([0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]),
+            Addr::v6([0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x11]),
+            Addr::v6([0; 16]),
+        ];
+        let mut cache = AddrCache::default();
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        for _ in 0..2_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let a = addrs[(x % addrs.len() as u64) as usize];
+            let (mut got, mut want) = (b"x".to_vec(), b"x".to_vec());
+            cache.put(&mut got, &a);
+            push_ip(&mut want, &a);
+            assert_eq!(got, want, "{a:?}");
+        }
+    }
 
     /// The hand-written writer says exactly what the serde reference says, on real records
     /// (VLAN tags, tunnels and their parents, TCP, UDP, ICMP, IPv6).
