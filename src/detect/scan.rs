@@ -304,6 +304,34 @@ fn addr_key(a: &Addr) -> u64 {
     h ^ u64::from(a.v6)
 }
 
+/// The [`addr_key`]s of the last two addresses asked for: a scanner's target and a flood's
+/// source come back probe after probe, and the hash goes byte by byte (16 dependent
+/// multiplications).
+struct AddrKeys([(Addr, u64); 2]);
+
+impl Default for AddrKeys {
+    fn default() -> Self {
+        let zero = (Addr::default(), addr_key(&Addr::default()));
+        AddrKeys([zero, zero])
+    }
+}
+
+impl AddrKeys {
+    fn get(&mut self, a: &Addr) -> u64 {
+        let [first, second] = &mut self.0;
+        if first.0 == *a {
+            return first.1;
+        }
+        if second.0 == *a {
+            std::mem::swap(first, second);
+            return first.1;
+        }
+        *second = *first;
+        *first = (*a, addr_key(a));
+        first.1
+    }
+}
+
 const SAMPLE: usize = 20;
 const OPEN_KEPT: usize = 256;
 
@@ -311,6 +339,8 @@ const OPEN_KEPT: usize = 256;
 #[derive(Clone, Copy, Debug)]
 struct Probe {
     target: Addr,
+    /// `addr_key(&target)`.
+    target_key: u64,
     port: u16,
     proto: u8,
     open: bool,
@@ -367,7 +397,7 @@ const DETAIL_KEYS: usize = 1024;
 impl Detail {
     fn apply(&mut self, p: &Probe, cfg: &ScanConfig) {
         let pkey = (u64::from(p.proto) << 16) | u64::from(p.port);
-        let target = addr_key(&p.target);
+        let target = p.target_key;
         if self.last_target != Some(p.target) {
             self.last_target = Some(p.target);
             if self.targets.insert(target) && self.target_sample.len() < SAMPLE {
@@ -669,6 +699,7 @@ pub struct ScanDetector {
     floods: Lru<(Addr, u16), Flood>,
     backscatter: Lru<Addr, Backscatter>,
     known_scanners: HashMap<Addr, (Micros, Micros), foldhash::fast::FixedState>,
+    keys: AddrKeys,
     /// Also report an episode when it first meets its threshold (live capture), not only when
     /// it ends.
     pub early: bool,
@@ -684,6 +715,7 @@ impl ScanDetector {
             floods: Lru::new(2),
             backscatter: Lru::new(3),
             known_scanners: HashMap::with_hasher(foldhash::fast::FixedState::with_seed(4)),
+            keys: AddrKeys::default(),
             early: false,
             stats: ScanStats::default(),
         }
@@ -719,6 +751,7 @@ impl ScanDetector {
     fn scan_probe(&mut self, r: &ConnRecord, kind: Kind, outcome: Outcome, out: &mut Vec<Episode>) {
         let probe = Probe {
             target: r.resp.addr,
+            target_key: self.keys.get(&r.resp.addr),
             port: r.resp.port,
             proto: r.ip_proto,
             open: outcome == Outcome::Open,
@@ -766,6 +799,7 @@ impl ScanDetector {
 
     fn flood_attempt(&mut self, r: &ConnRecord, outcome: Outcome, out: &mut Vec<Episode>) {
         let cfg = self.cfg;
+        let source = self.keys.get(&r.orig.addr);
         let f = self.floods.touch((r.resp.addr, r.resp.port));
         let n = r.orig_pkts.max(1);
         if f.attempts == 0 {
@@ -777,7 +811,7 @@ impl ScanDetector {
         if outcome == Outcome::Open {
             f.answered += 1;
         }
-        if f.sources.insert(addr_key(&r.orig.addr)) && f.source_sample.len() < SAMPLE {
+        if f.sources.insert(source) && f.source_sample.len() < SAMPLE {
             f.source_sample.push(r.orig.addr);
         }
         if r.start.saturating_sub(f.window_start) > cfg.flood_window {
@@ -1306,6 +1340,21 @@ mod tests {
             lru.remove(&2);
             let next = if remove { None } else { Some(1) };
             assert_eq!(lru.due(Micros(100), deadline), next);
+        }
+    }
+
+    /// `AddrKeys` answers what `addr_key` answers, in any order of asking.
+    #[test]
+    fn remembered_address_keys_are_the_keys() {
+        let addrs = [
+            Addr::default(),
+            Addr::v4([10, 0, 0, 1]),
+            Addr::v4([10, 0, 0, 2]),
+            Addr::v6([0xfd, 0x34, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]),
+        ];
+        let mut keys = AddrKeys::default();
+        for i in [0usize, 1, 1, 2, 1, 2, 3, 0, 3, 3, 2, 0, 1] {
+            assert_eq!(keys.get(&addrs[i]), addr_key(&addrs[i]), "{i}");
         }
     }
 
