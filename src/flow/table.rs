@@ -439,6 +439,8 @@ pub struct FlowTable {
     /// makes such timers. When a file is read it is the clock, which every worker moves with
     /// every packet, so records' `due` does not depend on which flows a worker holds.
     horizon: Micros,
+    /// The time `advance` last ran to the end for, and the queue's push count then.
+    settled: (Micros, u64),
     next_flow_id: u64,
     /// Sequence number of the packet being analysed: records are stamped with it.
     seq: u64,
@@ -474,6 +476,7 @@ impl FlowTable {
             lru_tail: NIL,
             clock: Micros(i64::MIN),
             horizon: Micros(i64::MIN),
+            settled: (Micros(i64::MIN), u64::MAX),
             next_flow_id: 1,
             seq: 0,
             cfg: TableConfig {
@@ -607,6 +610,11 @@ impl FlowTable {
     /// lines one connection at a time was a third of a worker's time on short connections.
     pub fn advance(&mut self, now: Micros, emit: &mut impl FnMut(ConnRecord)) {
         self.horizon = self.horizon.max(now);
+        // Run to `now` already, and nothing queued since: nothing can be due (a packet's
+        // timers run before its first layer is applied, and again in `packet`).
+        if self.settled == (now, self.heap.pushes()) {
+            return;
+        }
         loop {
             self.due.clear();
             while let Some(at) = self.heap.peek_time() {
@@ -619,6 +627,7 @@ impl FlowTable {
                 self.due.push((at, i, generation));
             }
             if self.due.is_empty() {
+                self.settled = (now, self.heap.pushes());
                 return;
             }
             for &(_, i, _) in &self.due {

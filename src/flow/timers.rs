@@ -58,6 +58,8 @@ pub struct TimerQueue<T> {
     lane: VecDeque<(u64, T)>,
     /// The largest key taken out (from the buckets or the lane).
     floor: u64,
+    /// Entries pushed so far (see [`TimerQueue::pushes`]).
+    pushes: u64,
 }
 
 impl<T: Copy> Default for TimerQueue<T> {
@@ -85,6 +87,7 @@ impl<T: Copy> TimerQueue<T> {
             min_above: None,
             lane: VecDeque::new(),
             floor: 0,
+            pushes: 0,
         }
     }
 
@@ -94,6 +97,11 @@ impl<T: Copy> TimerQueue<T> {
 
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// How many entries were ever pushed: unchanged means nothing new can have come due.
+    pub fn pushes(&self) -> u64 {
+        self.pushes
     }
 
     fn bucket_of(&self, k: u64) -> usize {
@@ -139,6 +147,7 @@ impl<T: Copy> TimerQueue<T> {
         if self.lane.back().is_none_or(|&(b, _)| b <= k) {
             self.lane.push_back((k, value));
             self.len += 1;
+            self.pushes += 1;
         } else {
             self.push(at, value);
         }
@@ -150,6 +159,7 @@ impl<T: Copy> TimerQueue<T> {
         if let Some(v) = self.buckets.get_mut(b) {
             v.push((k, value));
             self.len += 1;
+            self.pushes += 1;
             self.mark(b, true);
             if b > 0 {
                 self.min_above = self.min_above.map(|m| m.min(k));
