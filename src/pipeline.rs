@@ -495,10 +495,13 @@ impl Got {
 /// The merge stage's order keeping: records from every worker, released in canonical order
 /// ([`ConnRecord::order`]) once every worker has moved past them.
 ///
-/// Each worker's chunks come in canonical order of one another (a chunk ends at a packet
-/// boundary), and a chunk is put in order when it comes, so each worker's queue is in order
-/// and the records are released by merging the queues' fronts: each record is looked at
-/// once, however long it waits for the other workers.
+/// A worker's chunks almost always come in canonical order of one another (a chunk ends at a
+/// packet boundary), and a chunk is put in order when it comes, so each worker's queue is in
+/// order and the records are released by merging the queues' fronts: each record is looked
+/// at once, however long it waits for the other workers. The exception is a live idle tick:
+/// it can end connections of the packet the worker's last chunk ended with (a timer due at
+/// once, with a zero timeout) whose flow ids are lower than ones still queued; the queue is
+/// then sorted again.
 struct Merge {
     upto: Vec<Order>,
     /// Each worker's records not yet released, in canonical order.
@@ -537,13 +540,14 @@ impl Merge {
             return;
         }
         if let Some(q) = self.queues.get_mut(m.worker) {
-            debug_assert!(
-                q.back()
-                    .zip(m.records.first())
-                    .is_none_or(|(a, b)| a.order() < b.order()),
-                "a worker's chunks out of order"
-            );
+            let in_order = q
+                .back()
+                .zip(m.records.first())
+                .is_none_or(|(a, b)| a.order() < b.order());
             q.extend(m.records.drain(..));
+            if !in_order {
+                q.make_contiguous().sort_by_key(ConnRecord::order);
+            }
         }
         loop {
             let mut next: Option<(usize, Order)> = None;
@@ -968,6 +972,65 @@ pub fn run_live(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Records held back for a lagging worker, then a live tick's chunk from the same worker
+    /// that orders before them (same packet and due time, lower flow id): released in
+    /// canonical order, as when every held record was sorted. (Found by review: the queue
+    /// used to take the tick's chunk behind its back.)
+    #[test]
+    fn a_tick_chunk_that_orders_before_held_records_is_released_in_order() {
+        let db = Arc::new(crate::classify::ports::PortDb::builtin().unwrap());
+        let mut an = Analyzer::new(
+            crate::flow::TableConfig::default(),
+            crate::decode::DecodeOptions::default(),
+            Detector::new(db, crate::rules::Rules::default()),
+        );
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/scan-syn.pcap");
+        let mut cap = pcap::Capture::from_file(path).unwrap();
+        let lt = cap.get_datalink().0;
+        while let Ok(p) = cap.next_packet() {
+            let ts = Micros::from_timeval(p.header.ts.tv_sec, p.header.ts.tv_usec);
+            an.packet(lt, p.data, ts, p.header.len);
+        }
+        an.finish(EndReason::EndOfInput);
+        let base = an.pending[0];
+        let rec = |seq: u64, due: i64, flow_id: u64| ConnRecord {
+            seq,
+            due: Micros(due),
+            flow_id,
+            ..base
+        };
+        let out = |worker: usize, records: Vec<ConnRecord>, upto: Order, ticked: bool| WorkerOut {
+            worker,
+            records,
+            upto,
+            ticked,
+            clock: Micros(0),
+            gauges: Gauges::default(),
+            end: None,
+        };
+        let mut merge = Merge::new(2);
+        let mut released = Vec::new();
+        // Worker 1 lags at packet 1, so worker 0's records of packet 3 are held.
+        merge.take(&mut out(1, vec![], before_packet(1), false), &mut released);
+        merge.take(
+            &mut out(
+                0,
+                vec![rec(2, 5, 9), rec(3, 4, 16)],
+                before_packet(3),
+                false,
+            ),
+            &mut released,
+        );
+        let ids = |v: &[ConnRecord]| v.iter().map(|r| r.flow_id).collect::<Vec<_>>();
+        assert_eq!(ids(&released), Vec::<u64>::new());
+        // A tick of worker 0 ends flow 8 of packet 3, due at the same time.
+        merge.take(
+            &mut out(0, vec![rec(3, 4, 8)], before_packet(3), true),
+            &mut released,
+        );
+        assert_eq!(ids(&released), vec![9, 8, 16]);
+    }
 
     /// `sort_keys` gives what a whole sort gives: on one worker's shape (in order but for
     /// runs of equal packet and due) and on several workers' chunks appended.
