@@ -44,10 +44,8 @@ impl Text for Vec<u8> {
     fn put_ascii(&mut self, b: &[u8]) {
         self.extend_from_slice(b);
     }
-    /// A number of up to 8 digits (the ports and counts of almost every record) is appended
-    /// as all 8 bytes of its buffer and cut back: a fixed-size copy is one store, where a
-    /// copy of its exact length was a call to `memcpy`.
-    /// One and two digits (most counts) are stored directly.
+    /// One and two digits (most counts) are stored directly; longer numbers go out of line
+    /// ([`put_u64_wide`]).
     #[inline]
     fn put_u64(&mut self, v: u64) {
         if v < 10 {
@@ -69,7 +67,10 @@ impl Text for Vec<u8> {
     }
 }
 
-/// [`Text::put_u64`] of a `Vec` for numbers of three digits or more.
+/// [`Text::put_u64`] of a `Vec` for numbers of three digits or more. Up to 8 digits (the
+/// ports and counts of almost every record) are appended as all 8 bytes of their word and cut
+/// back: a fixed-size copy is one store, where a copy of the exact length was a call to
+/// `memcpy`. Longer numbers go through `itoa`.
 #[inline(never)]
 fn put_u64_wide(line: &mut Vec<u8>, v: u64) {
     match u32::try_from(v) {
