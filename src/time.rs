@@ -62,9 +62,15 @@ impl Micros {
         s
     }
 
-    /// `1234567890.123456`, the form Zeek's `ts` column uses.
-    pub fn write_epoch(self, out: &mut String) {
-        let _ = write!(out, "{}.{:06}", self.secs(), self.subsec_micros());
+    /// `1234567890.123456`, the form Zeek's `ts` column uses (`{secs}.{micros:06}`, with
+    /// the seconds rounded down: `-2.500000` is -1.5 s).
+    pub fn write_epoch(self, out: &mut impl crate::output::text::Text) {
+        let secs = self.secs();
+        if secs < 0 {
+            out.put("-");
+        }
+        crate::output::text::push_u64(out, secs.unsigned_abs());
+        crate::output::text::push_fraction6(out, self.subsec_micros());
     }
 }
 

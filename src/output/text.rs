@@ -236,6 +236,12 @@ pub fn push_micros_z(s: &mut impl Text, micros: u32) {
     s.put_ascii(&[b'.', a, b, c, d, e, f, b'Z']);
 }
 
+/// Appends `.ffffff`: six decimals of a fraction given in millionths (under 10^6).
+pub fn push_fraction6(s: &mut impl Text, v: u32) {
+    let [a, b, c, d, e, f] = six_digits(v);
+    s.put_ascii(&[b'.', a, b, c, d, e, f]);
+}
+
 /// The last six decimal digits of `v`, zero-padded, two at a time from a table.
 #[inline]
 fn six_digits(v: u32) -> [u8; 6] {
@@ -280,8 +286,7 @@ pub fn push_secs6(s: &mut impl Text, micros: i64) {
     }
     let m = micros.unsigned_abs();
     push_u64(s, m / 1_000_000);
-    let [a, b, c, d, e, f] = six_digits((m % 1_000_000) as u32);
-    s.put_ascii(&[b'.', a, b, c, d, e, f]);
+    push_fraction6(s, (m % 1_000_000) as u32);
 }
 
 #[cfg(test)]

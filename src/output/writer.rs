@@ -13,7 +13,8 @@ use crate::time::Micros;
 pub struct ConnWriter {
     sink: Sink,
     format: ConnFormat,
-    line: String,
+    /// A Zeek row being built.
+    line: Vec<u8>,
     /// JSON lines not yet handed to the sink: bytes, not a `String` (see `text::Text`).
     /// Lines collect here up to [`CHUNK`] and go to the sink in one piece, which its
     /// `BufWriter` passes straight to the file instead of copying each line into its buffer.
@@ -33,7 +34,7 @@ impl ConnWriter {
         ConnWriter {
             sink,
             format,
-            line: String::new(),
+            line: Vec::new(),
             bytes: Vec::new(),
             header_done: false,
             db,

@@ -46,7 +46,7 @@ pub fn analyzer_with(verify: bool, max_flows: usize, compact_after: usize) -> An
 pub fn write_all(an: &mut Analyzer) {
     let db = db();
     let mut sink = std::io::sink();
-    let mut line = String::new();
+    let mut line = Vec::new();
     let mut bytes = Vec::new();
     let mut cache = synwatch::output::json::RecordCache::default();
     for r in &an.pending {
