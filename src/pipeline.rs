@@ -1066,3 +1066,7 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "pipeline_merge_tests.rs"]
+mod merge_tests;
