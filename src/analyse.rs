@@ -252,6 +252,34 @@ impl Analyzer {
     }
 }
 
+/// Tests' source of real records: the fixtures named, read in order by one analyzer with the
+/// default settings and the built-in port database, every connection ended at end of input.
+#[cfg(test)]
+pub(crate) fn fixture_records(
+    files: &[&str],
+) -> (
+    std::sync::Arc<crate::classify::ports::PortDb>,
+    Vec<crate::flow::ConnRecord>,
+) {
+    let db = std::sync::Arc::new(crate::classify::ports::PortDb::builtin().unwrap());
+    let mut an = Analyzer::new(
+        crate::flow::TableConfig::default(),
+        DecodeOptions::default(),
+        Detector::new(db.clone(), crate::rules::Rules::default()),
+    );
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    for f in files {
+        let mut cap = pcap::Capture::from_file(dir.join(f)).unwrap();
+        let lt = cap.get_datalink().0;
+        while let Ok(p) = cap.next_packet() {
+            let ts = Micros::from_timeval(p.header.ts.tv_sec, p.header.ts.tv_usec);
+            an.packet(lt, p.data, ts, p.header.len);
+        }
+    }
+    an.finish(EndReason::EndOfInput);
+    (db, an.pending)
+}
+
 #[cfg(test)]
 mod tests {
     //! Hand-built packets (the kernel here has no GRE or IP-in-IP devices to record with).

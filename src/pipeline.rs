@@ -979,21 +979,8 @@ mod tests {
     /// used to take the tick's chunk behind its back.)
     #[test]
     fn a_tick_chunk_that_orders_before_held_records_is_released_in_order() {
-        let db = Arc::new(crate::classify::ports::PortDb::builtin().unwrap());
-        let mut an = Analyzer::new(
-            crate::flow::TableConfig::default(),
-            crate::decode::DecodeOptions::default(),
-            Detector::new(db, crate::rules::Rules::default()),
-        );
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/scan-syn.pcap");
-        let mut cap = pcap::Capture::from_file(path).unwrap();
-        let lt = cap.get_datalink().0;
-        while let Ok(p) = cap.next_packet() {
-            let ts = Micros::from_timeval(p.header.ts.tv_sec, p.header.ts.tv_usec);
-            an.packet(lt, p.data, ts, p.header.len);
-        }
-        an.finish(EndReason::EndOfInput);
-        let base = an.pending[0];
+        let (_, records) = crate::analyse::fixture_records(&["scan-syn.pcap"]);
+        let base = records[0];
         let rec = |seq: u64, due: i64, flow_id: u64| ConnRecord {
             seq,
             due: Micros(due),

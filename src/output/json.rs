@@ -403,12 +403,6 @@ pub fn write_flow(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analyse::Analyzer;
-    use crate::decode::DecodeOptions;
-    use crate::detect::Detector;
-    use crate::flow::{EndReason, TableConfig};
-    use crate::rules::Rules;
-    use std::sync::Arc;
 
     /// The address cache writes what `push_ip` writes, whatever the order of lookups: the
     /// same address again, another with the same last byte (one slot), IPv4 and IPv6 alike.
@@ -441,31 +435,16 @@ mod tests {
     /// (VLAN tags, tunnels and their parents, TCP, UDP, ICMP, IPv6).
     #[test]
     fn hand_written_json_matches_the_serde_reference() {
-        let db = Arc::new(PortDb::builtin().unwrap());
-        let mut an = Analyzer::new(
-            TableConfig::default(),
-            DecodeOptions::default(),
-            Detector::new(db.clone(), Rules::default()),
-        );
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
-        for f in [
+        let (db, records) = crate::analyse::fixture_records(&[
             "vlan.pcap",
             "tunnel-vxlan.pcap",
             "tunnel-vxlan6.pcap",
             "udp-31337-unreachable.pcap",
             "scan-udp.pcap",
-        ] {
-            let mut cap = pcap::Capture::from_file(dir.join(f)).unwrap();
-            let lt = cap.get_datalink().0;
-            while let Ok(p) = cap.next_packet() {
-                let ts = crate::time::Micros::from_timeval(p.header.ts.tv_sec, p.header.ts.tv_usec);
-                an.packet(lt, p.data, ts, p.header.len);
-            }
-        }
-        an.finish(EndReason::EndOfInput);
-        assert!(an.pending.len() > 10, "{}", an.pending.len());
+        ]);
+        assert!(records.len() > 10, "{}", records.len());
         let (mut line, mut cache) = (Vec::new(), RecordCache::default());
-        for r in &an.pending {
+        for r in &records {
             let mut a = Vec::new();
             let mut b = Vec::new();
             write_flow(&mut a, r, &db).unwrap();
@@ -483,7 +462,7 @@ mod tests {
         }
         // Start and end in the same second (whose date and time the end reuses), in
         // different seconds, days and years, and before 1970.
-        let base = an.pending[0];
+        let base = records[0];
         let same = |a: &[u8], b: &[u8]| {
             let va: serde_json::Value = serde_json::from_slice(a).unwrap();
             let vb: serde_json::Value = serde_json::from_slice(b).unwrap();

@@ -133,13 +133,7 @@ pub fn write_row(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analyse::Analyzer;
-    use crate::decode::DecodeOptions;
-    use crate::detect::Detector;
-    use crate::flow::{EndReason, TableConfig};
-    use crate::rules::Rules;
     use std::fmt::Write as _;
-    use std::sync::Arc;
 
     /// The row as `write!` wrote it before the row was built by hand.
     fn reference(r: &ConnRecord, db: &PortDb) -> String {
@@ -213,31 +207,15 @@ mod tests {
     /// zero and a huge duration, fractions near a whole second).
     #[test]
     fn hand_built_rows_match_the_write_reference() {
-        let db = Arc::new(PortDb::builtin().unwrap());
-        let mut an = Analyzer::new(
-            TableConfig::default(),
-            DecodeOptions::default(),
-            Detector::new(db.clone(), Rules::default()),
-        );
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
-        for f in [
+        let (db, mut records) = crate::analyse::fixture_records(&[
             "vlan.pcap",
             "tunnel-vxlan.pcap",
             "tunnel-vxlan6.pcap",
             "udp-31337-unreachable.pcap",
             "scan-syn6.pcap",
             "http-curl.pcap",
-        ] {
-            let mut cap = pcap::Capture::from_file(dir.join(f)).unwrap();
-            let lt = cap.get_datalink().0;
-            while let Ok(p) = cap.next_packet() {
-                let ts = Micros::from_timeval(p.header.ts.tv_sec, p.header.ts.tv_usec);
-                an.packet(lt, p.data, ts, p.header.len);
-            }
-        }
-        an.finish(EndReason::EndOfInput);
-        assert!(an.pending.len() > 10, "{}", an.pending.len());
-        let mut records = an.pending.clone();
+        ]);
+        assert!(records.len() > 10, "{}", records.len());
         let base = records[0];
         for (start, end) in [
             (-1_500_000, -1_000_000),
