@@ -192,6 +192,7 @@ struct Outputs {
     /// One alert, rendered before it is written in one piece: serde writing each small
     /// piece through the log's `dyn Write` cost more than the rendering.
     alert_buf: Vec<u8>,
+    alert_cache: alerts::AlertCache,
 }
 
 /// An output failure: which log (true: connections) and the error.
@@ -216,7 +217,9 @@ impl Outputs {
                 };
             self.alert_buf.clear();
             let res = match self.alert_format {
-                AlertFormat::Json => alerts::write_json(&mut self.alert_buf, a, &self.db),
+                AlertFormat::Json => {
+                    alerts::write_json(&mut self.alert_buf, a, &self.db, &mut self.alert_cache)
+                }
                 AlertFormat::Text => alerts::write_text(&mut self.alert_buf, a, &self.db),
             };
             res.and_then(|()| sink.write_all(&self.alert_buf))
@@ -662,6 +665,7 @@ fn analyse_and_write(
         last: Micros::ZERO,
         rotate_size,
         alert_buf: Vec::new(),
+        alert_cache: alerts::AlertCache::default(),
     };
 
     let n = opts.workers.max(1);
