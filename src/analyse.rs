@@ -4,7 +4,7 @@
 
 use crate::decode::defrag::{DefragConfig, Defragmenter, Offer};
 use crate::decode::link::dlt;
-use crate::decode::{ChecksumVerdict, DecodeOptions, decode, tunnel};
+use crate::decode::{ChecksumVerdict, DecodeOptions, Decoded, decode_into, tunnel};
 use crate::detect::{Alert, Detector};
 use crate::flow::{ConnRecord, EndReason, FlowTable, TableConfig};
 use crate::output::summary::Summary;
@@ -187,11 +187,12 @@ impl Analyzer {
         defrag_ok: bool,
     ) {
         let mut layer = (linktype, frame);
+        let mut d = Decoded::EMPTY;
         for depth in first_depth..=MAX_TUNNEL_DEPTH {
             let (lt, bytes) = layer;
             let wire = (bytes.len() as u32).saturating_add(missing);
-            let d = match decode(lt, bytes, ts, wire, self.dopts) {
-                Ok(d) => d,
+            match decode_into(lt, bytes, ts, wire, self.dopts, &mut d) {
+                Ok(()) => {}
                 Err(why) if depth == 0 => {
                     crate::counters::add(&mut self.summary.undecodable, why.index(), 1);
                     return;
