@@ -165,6 +165,12 @@ fn ethernet<'a>(
 ) -> Result<(NetLayer, &'a [u8], Vlans), Undecodable> {
     let et = be16(frame, 12).ok_or(Undecodable::TruncatedLink)?;
     let rest = frame.get(14..).ok_or(Undecodable::TruncatedLink)?;
+    // Untagged IP, most frames: what `after_ethertype` gives them, without its loop.
+    match et {
+        ethertype::IPV4 => return Ok((NetLayer::Ipv4, rest, *vlans)),
+        ethertype::IPV6 => return Ok((NetLayer::Ipv6, rest, *vlans)),
+        _ => {}
+    }
     if et < 0x0600 {
         // An 802.3 length field: LLC follows.
         let (et, rest) = llc_snap(rest)?;
