@@ -277,15 +277,15 @@ fn append_port_json(out: &mut Vec<u8>, a: &PortAlert, db: &PortDb, cache: &mut A
     out.put("\",\"history\":\"");
     // History letters are ASCII letters and `^`: nothing to escape.
     out.put(r.history.as_str());
-    for (key, v) in [
-        ("\",\"orig_pkts\":", r.orig_pkts),
-        (",\"resp_pkts\":", r.resp_pkts),
-        (",\"orig_bytes\":", r.orig_bytes),
-        (",\"resp_bytes\":", r.resp_bytes),
-    ] {
-        out.put(key);
-        push_u64(out, v);
-    }
+    super::text::push_fields(
+        out,
+        &[
+            ("\",\"orig_pkts\":", r.orig_pkts),
+            (",\"resp_pkts\":", r.resp_pkts),
+            (",\"orig_bytes\":", r.orig_bytes),
+            (",\"resp_bytes\":", r.resp_bytes),
+        ],
+    );
     out.put(",\"handshake\":\"");
     out.put(r.handshake.name());
     out.put("\",\"start\":\"");

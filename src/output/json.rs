@@ -279,18 +279,18 @@ pub fn append_flow(line: &mut Vec<u8>, r: &ConnRecord, db: &PortDb, cache: &mut 
     line.put_prefix(letters, n);
     line.put("\",\"duration\":");
     push_secs6(line, r.duration().0);
-    for (key, v) in [
-        (",\"orig_pkts\":", r.orig_pkts),
-        (",\"orig_bytes\":", r.orig_bytes),
-        (",\"resp_pkts\":", r.resp_pkts),
-        (",\"resp_bytes\":", r.resp_bytes),
-        (",\"orig_ip_bytes\":", r.orig_ip_bytes),
-        (",\"resp_ip_bytes\":", r.resp_ip_bytes),
-        (",\"missed_bytes\":", r.missed_bytes),
-    ] {
-        line.put(key);
-        push_u64(line, v);
-    }
+    super::text::push_fields(
+        line,
+        &[
+            (",\"orig_pkts\":", r.orig_pkts),
+            (",\"orig_bytes\":", r.orig_bytes),
+            (",\"resp_pkts\":", r.resp_pkts),
+            (",\"resp_bytes\":", r.resp_bytes),
+            (",\"orig_ip_bytes\":", r.orig_ip_bytes),
+            (",\"resp_ip_bytes\":", r.resp_ip_bytes),
+            (",\"missed_bytes\":", r.missed_bytes),
+        ],
+    );
     line.put(",\"start\":\"");
     line.extend_from_within(start.clone());
     line.put("\",\"end\":\"");

@@ -116,6 +116,16 @@ pub fn push_u64(s: &mut impl Text, v: u64) {
     s.put_u64(v);
 }
 
+/// Appends each key (JSON text ending in `:`) followed by its number: the runs of counters in
+/// the record and alert writers.
+#[inline]
+pub fn push_fields(s: &mut impl Text, fields: &[(&str, u64)]) {
+    for &(key, v) in fields {
+        s.put(key);
+        push_u64(s, v);
+    }
+}
+
 /// Appends `v` in decimal with at least `width` digits (zero-padded).
 pub fn push_padded(s: &mut impl Text, v: u64, width: usize) {
     let mut b = itoa::Buffer::new();
