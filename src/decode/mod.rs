@@ -327,20 +327,8 @@ pub fn decode_into(
     Ok(())
 }
 
-/// Decodes an IP packet (the part after the link layer). `missing` is how many bytes of the
-/// frame the snap length cut off.
-pub fn decode_ip(
-    ip_bytes: &[u8],
-    missing: u32,
-    ts: Micros,
-    vlans: Vlans,
-    opts: DecodeOptions,
-) -> Result<Decoded, Undecodable> {
-    let mut d = Decoded::EMPTY;
-    decode_ip_into(ip_bytes, missing, ts, vlans, opts, &mut d).map(|()| d)
-}
-
-/// [`decode_ip`] into a packet the caller keeps (see [`decode_into`]).
+/// Decodes an IP packet (the part after the link layer) into `d`. `missing` is how many bytes
+/// of the frame the snap length cut off.
 fn decode_ip_into(
     ip_bytes: &[u8],
     missing: u32,
