@@ -53,8 +53,10 @@ pub fn write_all(an: &mut Analyzer) {
         synwatch::output::json::write_flow_into(&mut sink, r, &db, &mut bytes, &mut cache).unwrap();
         synwatch::output::zeek::write_row(&mut sink, r, &mut line, &db).unwrap();
     }
+    let mut alert_cache = synwatch::output::alerts::AlertCache::default();
     for a in &an.alerts {
-        synwatch::output::alerts::write_json(&mut sink, a, &db).unwrap();
+        bytes.clear();
+        synwatch::output::alerts::write_json(&mut bytes, a, &db, &mut alert_cache).unwrap();
         synwatch::output::alerts::write_text(&mut sink, a, &db).unwrap();
     }
     let _ = an.summary.render();
